@@ -1,0 +1,45 @@
+/* Renders service JSON into the CLI's text outputs (surface.md section 4
+ * "Output formats" and "exec/run output"). Everything is appended to a
+ * caller-owned buf; the JSON is borrowed. Nothing here prints. */
+#ifndef CAPSEM_CLI_RENDER_H
+#define CAPSEM_CLI_RENDER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+
+/* GET /vms/list answer ({sandboxes:[SandboxInfo]}): the table
+ * `ID NAME STATUS TYPE CPUS RAM UPTIME` with `  ! <last_error>` lines, `No VMs.`
+ * when empty, or one id per line when ids_only. */
+int cli_render_list(const json_t *resp, bool ids_only, struct buf *out, struct err **errp);
+
+/* GET /vms/{id}/info answer: `Key: value` lines. */
+int cli_render_info(const json_t *info, struct buf *out, struct err **errp);
+
+/* Any JSON, 2-space indented, with a final newline (every --json). */
+int cli_render_json(const json_t *j, struct buf *out, struct err **errp);
+
+/* ExecResponse {stdout, stderr, exit_code, truncated, timed_out, duration_ms};
+ * the byte pointers borrow the JSON strings (NULs inside are kept). */
+struct cli_exec_result {
+    const char *out;
+    size_t out_len;
+    const char *err;
+    size_t err_len;
+    int exit_code; /* clamped to 0..255 (1 when the service sent anything else) */
+    bool truncated;
+    bool timed_out;
+    int64_t duration_ms;
+};
+
+int cli_exec_result_parse(const json_t *resp, struct cli_exec_result *r, struct err **errp);
+
+/* The stderr notes after the output: `capsem: output truncated at N bytes`
+ * (N = the longer stream) and `capsem: command timed out after N s` (N = the
+ * requested timeout, or the measured duration when none was given). */
+int cli_exec_notes(const struct cli_exec_result *r, int64_t timeout_secs, struct buf *out);
+
+#endif

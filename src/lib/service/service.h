@@ -1,0 +1,196 @@
+/* capsem-service internals: one libevent reactor serving the HTTP API on
+ * run/service.sock, owning the VM registry and one IPC connection to each
+ * VM's capsem-process. */
+#ifndef CAPSEM_SERVICE_H
+#define CAPSEM_SERVICE_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "ipc/ipc.h"
+#include "vm/assets.h"
+
+/* Settings (surface.md section 10); compiled-in defaults for now. */
+struct svc_settings {
+    uint32_t vm_cpus;
+    uint32_t vm_ram_mb;
+    uint32_t vm_disk_gb;
+    char vm_profile[32];
+    uint32_t boot_timeout_secs;
+    uint32_t shutdown_grace_secs;
+    uint32_t cpus_min, cpus_max;
+    uint32_t ram_mb_min, ram_mb_max;
+    uint32_t max_concurrent_vms;
+    uint32_t exec_default_timeout_secs;
+    uint32_t exec_max_timeout_secs;
+    uint64_t exec_max_output_bytes;
+    uint32_t exec_max_concurrent_per_vm;
+    uint64_t files_max_bytes;
+    uint32_t failed_keep;
+    char accel_setting[16];
+    char qemu_binary[256];
+};
+void svc_settings_defaults(struct svc_settings *s);
+
+enum svm_status { SVM_RUNNING, SVM_STOPPED, SVM_SUSPENDED, SVM_DEFUNCT };
+const char *svm_status_name(enum svm_status s);
+
+struct svc;
+struct svm;
+struct svc_req;
+struct svc_ipc;
+
+typedef void (*ipc_reply_fn)(struct svm *vm, struct ipc_frame *reply, const struct err *e,
+                             void *arg);
+
+struct svm {
+    struct svc *svc;
+    char id[37];
+    char name[65];
+    char profile[32];
+    bool persistent;
+    uint32_t cpus;
+    uint32_t ram_mb;
+    json_t *env; /* object K -> V (request env) */
+    char *base_version;
+    enum svm_status status;
+    bool guest_ready;
+    bool deleting;
+    bool gone; /* process exited; entry about to be dropped */
+    pid_t pid; /* capsem-process */
+    bool is_child;
+    bool proc_exited; /* our child and reaped */
+    uint64_t created_at;   /* unix seconds */
+    uint64_t started_ms;   /* monotonic, for uptime */
+    char *vm_dir;
+    char *uds_path;
+    char *last_error;
+    pid_t owner_pid;
+    int owner_fd;
+    struct event *owner_ev;
+    struct svc_ipc *ipc;
+    struct event *connect_ev; /* retry timer while the process starts */
+    unsigned connect_tries;
+    struct svc_req *create_req; /* answered once the process is up */
+    void (*on_up)(struct svm *vm, const struct err *e, void *arg);
+    void *on_up_arg;
+    struct svc_req **delete_reqs;
+    size_t ndelete_reqs;
+    struct event *kill_ev;
+    struct svm *next;
+};
+
+struct svc {
+    struct event_base *base;
+    struct svc_settings settings;
+    char *home;
+    char *run_dir;
+    char *uds_path;
+    char *assets_dir;
+    char *process_binary;
+    char *sessions_dir;  /* run/sessions */
+    char *instances_dir; /* run/instances */
+    char *template_dir;  /* ext4 templates */
+    const char *accel;
+    uint32_t tsc_khz;
+    struct assets assets;
+    bool assets_loaded;
+    struct err *assets_error;
+    struct svm *vms; /* oldest first */
+    uint64_t name_counter;
+    int listen_fd;
+    struct event *listen_ev;
+    int lock_fd;
+    pid_t parent_pid;
+    struct event *parent_ev;
+    struct event *sig_ev[4];
+    struct svc_http_conn *conns;
+    bool stopping;
+};
+
+/* ---- svc_main.c ---- */
+int svc_main(int argc, char **argv);
+
+/* ---- svc_http.c: the HTTP/1.1 server (uses net/http1) ---- */
+struct svc_req {
+    struct svc *svc;
+    struct svc_http_conn *conn; /* NULL once the client went away */
+    char method[16];
+    char *target; /* as received */
+    char *path;  /* without the query */
+    char *query; /* raw, may be NULL */
+    uint8_t *body;
+    size_t body_len;
+    json_t *json; /* body as JSON (an object; {} when empty), for JSON routes */
+    void (*on_cancel)(struct svc_req *r);
+    void *owner;
+    void (*owner_free)(void *owner); /* called when the request is freed */
+};
+int svc_http_listen(struct svc *s, struct err **errp);
+void svc_http_close_all(struct svc *s);
+/* Each reply frees the request; the connection may be gone (no-op then). */
+void svc_reply_json(struct svc_req *r, int status, json_t *body);
+void svc_reply_error(struct svc_req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void svc_reply_err(struct svc_req *r, const struct err *e);
+void svc_reply_raw(struct svc_req *r, int status, const char *content_type, const void *data,
+                   size_t len, const char *extra_headers);
+void svc_reply_empty(struct svc_req *r, int status);
+/* Query parameter (percent-decoded) into buf; -1 if absent. */
+int svc_query_get(const struct svc_req *r, const char *key, char *buf, size_t cap);
+
+/* ---- svc_routes.c ---- */
+void svc_dispatch(struct svc_req *r);
+
+/* ---- svc_vms.c ---- */
+struct svm *svc_find_vm(struct svc *s, const char *ref);
+int svc_check_ref(const char *ref, struct err **errp);
+json_t *svm_info_json(struct svm *vm, bool detailed);
+json_t *svm_provision_json(struct svm *vm);
+struct svm_create_args {
+    const char *name;
+    const char *profile;
+    int64_t cpus;    /* 0 = default */
+    int64_t ram_mb;  /* 0 = default */
+    bool persistent;
+    json_t *env;     /* borrowed object or NULL */
+    pid_t owner_pid;
+};
+int svc_parse_create_args(struct svc *s, json_t *body, struct svm_create_args *a,
+                          struct err **errp);
+/* Starts a VM; on_up is called once capsem-process answers (or failed; the
+ * VM is then already destroyed). Returns NULL with errp on immediate errors. */
+struct svm *svc_vm_create(struct svc *s, const struct svm_create_args *a,
+                          void (*on_up)(struct svm *, const struct err *, void *), void *arg,
+                          struct err **errp);
+/* Kills and removes a VM; done(arg) runs when it is gone. */
+void svc_vm_delete(struct svm *vm, struct svc_req *reply_to);
+void svc_vm_exec(struct svm *vm, const char *command, int64_t timeout_secs,
+                 ipc_reply_fn done, void *arg);
+json_t *svc_exec_response(struct ipc_frame *f);
+unsigned svc_running_count(struct svc *s);
+void svc_readopt(struct svc *s);
+void svc_vm_free(struct svm *vm);
+
+/* ---- svc_files.c: /vms/{id}/files/... ---- */
+void svc_files_read(struct svc_req *r, struct svm *vm);
+void svc_files_write(struct svc_req *r, struct svm *vm);
+void svc_files_download(struct svc_req *r, struct svm *vm);
+void svc_files_upload(struct svc_req *r, struct svm *vm);
+void svc_files_list(struct svc_req *r, struct svm *vm);
+
+/* ---- svc_ipc.c: async IPC client to capsem-process ---- */
+struct svc_ipc *svc_ipc_new(struct svm *vm, int fd);
+void svc_ipc_free(struct svc_ipc *c);
+int svc_ipc_call(struct svc_ipc *c, json_t *req, const struct ipc_blob *blobs, size_t nblobs,
+                 ipc_reply_fn fn, void *arg);
+/* Called by svc_ipc when the process sends an event or the connection ends. */
+void svc_vm_on_event(struct svm *vm, json_t *ev);
+void svc_vm_on_disconnect(struct svm *vm);
+
+#endif

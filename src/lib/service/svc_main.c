@@ -1,0 +1,344 @@
+/* capsem-service startup and shutdown (surface.md section 5.3): run dir,
+ * singleton lock, stale socket handling, re-adoption, signals. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/paths.h"
+#include "base/sockpath.h"
+#include "base/util.h"
+#include "service/service.h"
+#include "vm/qemu.h"
+
+void svc_settings_defaults(struct svc_settings *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->vm_cpus = 2;
+    s->vm_ram_mb = 2048;
+    s->vm_disk_gb = 16;
+    str_copy(s->vm_profile, sizeof(s->vm_profile), "code");
+    s->boot_timeout_secs = 60;
+    s->shutdown_grace_secs = 10;
+    s->cpus_min = 1;
+    s->cpus_max = 8;
+    s->ram_mb_min = 256;
+    s->ram_mb_max = 16384;
+    s->max_concurrent_vms = 10;
+    s->exec_default_timeout_secs = 300;
+    s->exec_max_timeout_secs = 86400;
+    s->exec_max_output_bytes = 10u * 1024 * 1024;
+    s->exec_max_concurrent_per_vm = 32;
+    s->files_max_bytes = 10u * 1024 * 1024;
+    s->failed_keep = 5;
+    str_copy(s->accel_setting, sizeof(s->accel_setting), "auto");
+    str_copy(s->qemu_binary, sizeof(s->qemu_binary), qemu_default_binary());
+}
+
+/* GET /version on a socket with a short timeout: returns the version (heap)
+ * or NULL if nothing answers. */
+static char *probe_version(const char *uds, int timeout_ms)
+{
+    int fd = sockpath_connect(uds, NULL);
+    if (fd < 0)
+        return NULL;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    const char *req = "GET /version HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    char resp[4096];
+    size_t got = 0;
+    if (fd_write_all(fd, req, strlen(req)) == 0) {
+        ssize_t n;
+        while (got < sizeof(resp) - 1 &&
+               (n = fd_read_retry(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
+            got += (size_t)n;
+    }
+    close(fd);
+    resp[got] = '\0';
+    char *body = strstr(resp, "\r\n\r\n");
+    if (!body || !str_has_prefix(resp, "HTTP/1.1 200"))
+        return NULL;
+    json_t *j = json_loads(body + 4, 0, NULL);
+    const char *v = json_string_value(json_object_get(j, "version"));
+    char *out = v ? strdup(v) : NULL;
+    json_decref(j);
+    return out;
+}
+
+static int handle_existing(const char *uds, int *exit_code)
+{
+    _cleanup_free_ char *v = probe_version(uds, 500);
+    if (!v)
+        return 0;
+    if (strcmp(v, CAPSEM_VERSION) == 0) {
+        log_info("capsem-service %s is already running on %s", v, uds);
+        *exit_code = 0;
+    } else {
+        log_error("another capsem-service %s is running on %s", v, uds);
+        *exit_code = 1;
+    }
+    return 1;
+}
+
+static int take_lock(struct svc *s, int *exit_code)
+{
+    _cleanup_free_ char *path = paths_join(s->run_dir, "service.lock");
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        log_error("open %s: %s", path, strerror(errno));
+        *exit_code = 1;
+        return -1;
+    }
+    for (int i = 0; i < 100; i++) {
+        if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (i == 0 && handle_existing(s->uds_path, exit_code))
+            return -1;
+        usleep(100 * 1000);
+    }
+    log_error("service.lock is held by another process that does not answer; giving up");
+    *exit_code = 1;
+    return -1;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct svc *s = arg;
+    if (sig == SIGCHLD) {
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+            for (struct svm *vm = s->vms; vm; vm = vm->next)
+                if (vm->pid == pid && vm->is_child)
+                    vm->proc_exited = true;
+        return;
+    }
+    if (sig == SIGHUP) {
+        log_info("SIGHUP: configuration reload is not implemented yet; nothing changed");
+        return;
+    }
+    log_info("signal %d: shutting down (VMs keep running)", (int)sig);
+    s->stopping = true;
+    event_base_loopbreak(s->base);
+}
+
+static void parent_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct svc *s = arg;
+    log_info("parent process %d exited; shutting down", (int)s->parent_pid);
+    event_base_loopbreak(s->base);
+}
+
+static int init_paths(struct svc *s, struct err **errp)
+{
+    s->home = paths_home(errp);
+    if (!s->home)
+        return -1;
+    if (!s->run_dir && !(s->run_dir = paths_run_dir(errp)))
+        return -1;
+    if (!s->uds_path)
+        s->uds_path = paths_join(s->run_dir, "service.sock");
+    if (!s->assets_dir)
+        s->assets_dir = paths_join(s->home, "assets");
+    s->sessions_dir = paths_join(s->run_dir, "sessions");
+    s->instances_dir = paths_join(s->run_dir, "instances");
+    s->template_dir = paths_join(s->home, "cache");
+    if (!s->process_binary)
+        s->process_binary = paths_find_binary("capsem-process");
+    if (!s->process_binary)
+        return err_set(errp, ENOENT, "capsem-process not found next to capsem-service, in "
+                                     "$CAPSEM_HOME/bin or on PATH");
+    if (mkdir_p(s->home, 0700, errp) < 0 || mkdir_p(s->run_dir, 0700, errp) < 0 ||
+        mkdir_p(s->sessions_dir, 0700, errp) < 0 || mkdir_p(s->instances_dir, 0700, errp) < 0)
+        return -1;
+    return 0;
+}
+
+static void load_assets(struct svc *s)
+{
+    err_freep(&s->assets_error);
+    if (s->assets_loaded)
+        assets_free(&s->assets);
+    s->assets_loaded = assets_load(s->assets_dir, &s->assets, &s->assets_error) == 0;
+    if (s->assets_loaded)
+        log_info("assets: version %s in %s", s->assets.current, s->assets_dir);
+    else
+        log_warn("assets: %s", err_msg(s->assets_error));
+}
+
+/* KVM verdict, probed once per host boot (cached in run/accel.json). */
+static bool kvm_works(struct svc *s)
+{
+    if (!qemu_kvm_usable())
+        return false;
+    if (!s->assets_loaded)
+        return true; /* no kernel to probe with; VMs cannot start anyway */
+    const struct asset_version *v = assets_find(&s->assets, s->assets.current);
+    _cleanup_free_ char *boot_id = NULL;
+    file_read_all("/proc/sys/kernel/random/boot_id", 128, &boot_id, NULL, NULL);
+    _cleanup_free_ char *cache = paths_join(s->run_dir, "accel.json");
+    char key[1024];
+    snprintf(key, sizeof(key), "%s|%s|%s", boot_id ? boot_id : "", s->settings.qemu_binary,
+             v->kernel.sha256);
+    json_t *j = json_load_file(cache, 0, NULL);
+    const char *ck = json_string_value(json_object_get(j, "key"));
+    if (ck && strcmp(ck, key) == 0) {
+        bool ok = json_is_true(json_object_get(j, "kvm"));
+        json_decref(j);
+        return ok;
+    }
+    json_decref(j);
+    char why[256] = "";
+    bool ok = qemu_kvm_probe(s->settings.qemu_binary, v->kernel.path, 3000, why, sizeof(why));
+    if (!ok)
+        log_warn("/dev/kvm is present but not usable: %s", why);
+    j = json_pack("{s:s, s:b, s:s}", "key", key, "kvm", ok, "why", why);
+    char *text = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    if (text)
+        file_write_atomic(cache, text, strlen(text), 0600, NULL);
+    free(text);
+    return ok;
+}
+
+static int parse_args(struct svc *s, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--foreground") == 0 || strcmp(a, "--no-gateway") == 0)
+            continue;
+        if (strcmp(a, "--version") == 0) {
+            printf("capsem-service %s\n", CAPSEM_VERSION);
+            exit(0);
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            printf("usage: capsem-service [--uds-path P] [--assets-dir D] [--process-binary F]\n"
+                   "                      [--parent-pid P] [--foreground]\n"
+                   "The Capsem daemon: owns VMs and serves the API on run/service.sock.\n"
+                   "Normally started by the capsem CLI or systemd.\n");
+            exit(0);
+        }
+        if (!v) {
+            fprintf(stderr, "capsem-service: %s needs a value\n", a);
+            return -1;
+        }
+        if (strcmp(a, "--uds-path") == 0) {
+            s->uds_path = strdup(v);
+            char *slash = strrchr(s->uds_path, '/');
+            s->run_dir = slash ? strndup(s->uds_path, (size_t)(slash - s->uds_path)) : strdup(".");
+        } else if (strcmp(a, "--assets-dir") == 0) {
+            s->assets_dir = strdup(v);
+        } else if (strcmp(a, "--process-binary") == 0) {
+            s->process_binary = strdup(v);
+        } else if (strcmp(a, "--parent-pid") == 0) {
+            int64_t p;
+            if (parse_int64(v, 1, 4194304, &p) < 0) {
+                fprintf(stderr, "capsem-service: bad --parent-pid %s\n", v);
+                return -1;
+            }
+            s->parent_pid = (pid_t)p;
+        } else if (strcmp(a, "--gateway-binary") == 0 || strcmp(a, "--gateway-port") == 0) {
+            /* The gateway is not part of this version; accepted for compatibility. */
+        } else {
+            fprintf(stderr, "capsem-service: unknown option %s\n", a);
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}
+
+static void setup_signals(struct svc *s)
+{
+    int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+        s->sig_ev[i] = evsignal_new(s->base, sigs[i], on_signal, s);
+        evsignal_add(s->sig_ev[i], NULL);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (s->parent_pid > 0) {
+        int fd = (int)syscall(SYS_pidfd_open, s->parent_pid, 0);
+        if (fd >= 0) {
+            s->parent_ev = event_new(s->base, fd, EV_READ, parent_gone_cb, s);
+            event_add(s->parent_ev, NULL);
+        }
+    }
+}
+
+static void write_pid(struct svc *s)
+{
+    _cleanup_free_ char *path = paths_join(s->run_dir, "service.pid");
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    file_write_atomic(path, pid, strlen(pid), 0600, NULL);
+}
+
+static void cleanup_files(struct svc *s)
+{
+    char real[SOCKPATH_MAX + 64];
+    if (sockpath_resolve(s->uds_path, real, sizeof(real), NULL) == 0)
+        unlink(real);
+    _cleanup_free_ char *pid = paths_join(s->run_dir, "service.pid");
+    unlink(pid);
+}
+
+int svc_main(int argc, char **argv)
+{
+    struct svc storage = {0}, *s = &storage;
+    s->listen_fd = s->lock_fd = -1;
+    log_init("capsem-service", -1, LOG_INFO);
+    const char *lvl = getenv("CAPSEM_LOG");
+    enum log_level l;
+    if (lvl && log_level_parse(lvl, &l) == 0)
+        log_set_level(l);
+    svc_settings_defaults(&s->settings);
+    if (parse_args(s, argc, argv) < 0)
+        return 2;
+    struct err *e = NULL;
+    int exit_code = 0;
+    if (init_paths(s, &e) < 0) {
+        log_error("%s", err_msg(e));
+        return 1;
+    }
+    if (take_lock(s, &exit_code) < 0)
+        return exit_code;
+    if (handle_existing(s->uds_path, &exit_code))
+        return exit_code;
+    load_assets(s);
+    if (qemu_choose_accel(s->settings.accel_setting, kvm_works(s), &s->accel, &e) < 0) {
+        log_error("%s", err_msg(e));
+        return 1;
+    }
+    if (strcmp(s->accel, "tcg") == 0) {
+        s->tsc_khz = qemu_host_tsc_khz();
+        log_warn("KVM is not usable: VMs run under TCG software emulation (slow). "
+                 "Host TSC %u kHz.", s->tsc_khz);
+    }
+    s->base = event_base_new();
+    if (svc_http_listen(s, &e) < 0) {
+        log_error("%s", err_msg(e));
+        return 1;
+    }
+    write_pid(s);
+    setup_signals(s);
+    svc_readopt(s);
+    log_info("capsem-service %s listening on %s (accel %s)", CAPSEM_VERSION, s->uds_path,
+             s->accel);
+    event_base_dispatch(s->base);
+    svc_http_close_all(s);
+    cleanup_files(s);
+    log_info("capsem-service stopped");
+    return 0;
+}

@@ -1,0 +1,406 @@
+/* HTTP routes of the service API (surface.md section 5). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/paths.h"
+#include "base/utf8.h"
+#include "base/util.h"
+#include "service/service.h"
+
+#define LOG_TAIL_DEFAULT 500
+#define LOG_TAIL_MAX 10000
+
+/* ---------- helpers ---------- */
+
+static struct svm *vm_from_path(struct svc_req *r, const char *ref)
+{
+    struct err *e = NULL;
+    if (svc_check_ref(ref, &e) < 0) {
+        svc_reply_err(r, e);
+        err_free(e);
+        return NULL;
+    }
+    struct svm *vm = svc_find_vm(r->svc, ref);
+    if (!vm)
+        svc_reply_error(r, 404, "VM not found: %s", ref);
+    return vm;
+}
+
+static bool require_running(struct svc_req *r, struct svm *vm, const char *action)
+{
+    if (vm->status == SVM_RUNNING && !vm->deleting)
+        return true;
+    svc_reply_error(r, 409, "cannot %s VM in state %s", action,
+                    vm->deleting ? "Deleting" : svm_status_name(vm->status));
+    return false;
+}
+
+static int64_t timeout_arg(struct svc_req *r, json_t *body, bool *ok)
+{
+    const struct svc_settings *st = &r->svc->settings;
+    json_t *t = json_object_get(body, "timeout_secs");
+    *ok = true;
+    if (!t || json_is_null(t))
+        return st->exec_default_timeout_secs;
+    if (!json_is_integer(t) || json_integer_value(t) < 1 ||
+        json_integer_value(t) > st->exec_max_timeout_secs) {
+        svc_reply_error(r, 400, "timeout_secs must be between 1 and %u", st->exec_max_timeout_secs);
+        *ok = false;
+        return 0;
+    }
+    return json_integer_value(t);
+}
+
+static const char *command_arg(struct svc_req *r, json_t *body)
+{
+    json_t *c = json_object_get(body, "command");
+    if (!json_is_string(c) || json_string_length(c) == 0) {
+        svc_reply_error(r, 400, "command must be a non-empty string");
+        return NULL;
+    }
+    return json_string_value(c);
+}
+
+/* ---------- simple routes ---------- */
+
+static void route_version(struct svc_req *r)
+{
+    svc_reply_json(r, 200, json_pack("{s:s}", "version", CAPSEM_VERSION));
+}
+
+static void route_status(struct svc_req *r)
+{
+    struct svc *s = r->svc;
+    unsigned counts[4] = {0, 0, 0, 0}, total = 0;
+    for (struct svm *vm = s->vms; vm; vm = vm->next) {
+        if (vm->gone)
+            continue;
+        counts[vm->status]++;
+        total++;
+    }
+    svc_reply_json(r, 200,
+                   json_pack("{s:s, s:s, s:b, s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}}", "service",
+                             "capsem-service", "version", CAPSEM_VERSION, "ready",
+                             s->assets_loaded, "accel", s->accel, "max_concurrent_vms",
+                             (json_int_t)s->settings.max_concurrent_vms, "vms", "total",
+                             (json_int_t)total, "running", (json_int_t)counts[SVM_RUNNING],
+                             "stopped", (json_int_t)counts[SVM_STOPPED], "suspended",
+                             (json_int_t)counts[SVM_SUSPENDED], "defunct",
+                             (json_int_t)counts[SVM_DEFUNCT]));
+}
+
+static void route_list(struct svc_req *r)
+{
+    json_t *arr = json_array();
+    for (struct svm *vm = r->svc->vms; vm; vm = vm->next)
+        if (!vm->gone)
+            json_array_append_new(arr, svm_info_json(vm, false));
+    svc_reply_json(r, 200, json_pack("{s:o}", "sandboxes", arr));
+}
+
+static void route_info(struct svc_req *r, struct svm *vm)
+{
+    svc_reply_json(r, 200, svm_info_json(vm, true));
+}
+
+static void route_vm_status(struct svc_req *r, struct svm *vm)
+{
+    json_t *full = svm_info_json(vm, false);
+    json_t *out = json_object();
+    const char *keys[] = {"id",          "name",       "status",     "pid",
+                          "persistent",  "uptime_secs", "created_at", "last_error",
+                          "can_resume",  "resume_blocked_reason", "available_actions"};
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        json_t *v = json_object_get(full, keys[i]);
+        json_object_set(out, keys[i], v ? v : json_null());
+    }
+    json_decref(full);
+    svc_reply_json(r, 200, out);
+}
+
+static char *tail_lines(const char *path, long lines)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    if (file_read_all(path, 64u << 20, &text, &len, NULL) < 0)
+        return strdup("");
+    size_t start = len;
+    long seen = 0;
+    if (start > 0 && text[start - 1] == '\n')
+        start--;
+    while (start > 0) {
+        if (text[start - 1] == '\n' && ++seen >= lines)
+            break;
+        start--;
+    }
+    return strdup(text + start);
+}
+
+static void route_logs(struct svc_req *r, struct svm *vm)
+{
+    char buf[32];
+    int64_t tail = LOG_TAIL_DEFAULT;
+    if (svc_query_get(r, "tail", buf, sizeof(buf)) == 0 &&
+        parse_int64(buf, 1, LOG_TAIL_MAX, &tail) < 0) {
+        svc_reply_error(r, 400, "tail must be between 1 and %d", LOG_TAIL_MAX);
+        return;
+    }
+    _cleanup_free_ char *serial_path = paths_join(vm->vm_dir, "serial.log");
+    _cleanup_free_ char *proc_path = paths_join(vm->vm_dir, "process.log");
+    char *serial = tail_lines(serial_path, (long)tail);
+    char *proc = tail_lines(proc_path, (long)tail);
+    size_t sl = 0, pl = 0;
+    char *s8 = utf8_sanitize(serial ? serial : "", serial ? strlen(serial) : 0, &sl);
+    char *p8 = utf8_sanitize(proc ? proc : "", proc ? strlen(proc) : 0, &pl);
+    free(serial);
+    free(proc);
+    svc_reply_json(r, 200,
+                   json_pack("{s:s%, s:s%, s:s%}", "logs", s8 ? s8 : "", s8 ? sl : 0,
+                             "serial_logs", s8 ? s8 : "", s8 ? sl : 0, "process_logs",
+                             p8 ? p8 : "", p8 ? pl : 0));
+    free(s8);
+    free(p8);
+}
+
+/* ---------- create / delete ---------- */
+
+static void create_up(struct svm *vm, const struct err *e, void *arg)
+{
+    struct svc_req *r = arg;
+    if (e)
+        svc_reply_error(r, 500, "VM failed to start: %s", e->msg);
+    else
+        svc_reply_json(r, 200, svm_provision_json(vm));
+}
+
+static void route_create(struct svc_req *r)
+{
+    struct svm_create_args a;
+    struct err *e = NULL;
+    if (svc_parse_create_args(r->svc, r->json, &a, &e) < 0 ||
+        !svc_vm_create(r->svc, &a, create_up, r, &e)) {
+        svc_reply_err(r, e);
+        err_free(e);
+    }
+}
+
+static void route_delete(struct svc_req *r, struct svm *vm)
+{
+    svc_vm_delete(vm, r);
+}
+
+/* ---------- exec ---------- */
+
+static void exec_done(struct svm *vm, struct ipc_frame *f, const struct err *e, void *arg)
+{
+    struct svc_req *r = arg;
+    if (e)
+        svc_reply_error(r, e->status ? e->status : 500, "%s", e->msg);
+    else
+        svc_reply_json(r, 200, svc_exec_response(f));
+}
+
+static void route_exec(struct svc_req *r, struct svm *vm)
+{
+    if (!require_running(r, vm, "exec in"))
+        return;
+    const char *cmd = command_arg(r, r->json);
+    bool ok;
+    int64_t timeout = cmd ? timeout_arg(r, r->json, &ok) : 0;
+    if (!cmd || !ok)
+        return;
+    svc_vm_exec(vm, cmd, timeout, exec_done, r);
+}
+
+/* ---------- run: create, exec, delete ---------- */
+
+struct run_job {
+    struct svc_req *req;
+    char *command;
+    int64_t timeout;
+    struct svm *vm;
+    json_t *result;
+    int status;
+    bool cancelled;
+};
+
+static void run_finish(struct run_job *j)
+{
+    if (j->req) {
+        if (j->result)
+            svc_reply_json(j->req, j->status, j->result);
+        else
+            svc_reply_error(j->req, 500, "run failed");
+    } else {
+        json_decref(j->result);
+    }
+    free(j->command);
+    free(j);
+}
+
+static void run_exec_done(struct svm *vm, struct ipc_frame *f, const struct err *e, void *arg)
+{
+    struct run_job *j = arg;
+    if (e) {
+        j->status = e->status ? e->status : 500;
+        j->result = json_pack("{s:s}", "error", e->msg);
+    } else {
+        j->status = 200;
+        j->result = svc_exec_response(f);
+    }
+    /* The VM goes either way; answer without waiting for its teardown. */
+    if (!vm->deleting)
+        svc_vm_delete(vm, NULL);
+    run_finish(j);
+}
+
+static void run_up(struct svm *vm, const struct err *e, void *arg)
+{
+    struct run_job *j = arg;
+    if (e) {
+        j->status = 500;
+        j->result = json_pack("{s:s}", "error", e->msg);
+        run_finish(j);
+        return;
+    }
+    j->vm = vm;
+    if (j->cancelled) {
+        svc_vm_delete(vm, NULL);
+        run_finish(j);
+        return;
+    }
+    svc_vm_exec(vm, j->command, j->timeout, run_exec_done, j);
+}
+
+static void run_cancel(struct svc_req *r)
+{
+    struct run_job *j = r->owner;
+    j->cancelled = true;
+    j->req = NULL;
+    if (j->vm && !j->vm->deleting)
+        svc_vm_delete(j->vm, NULL); /* run_exec_done still fires and frees j */
+}
+
+static void route_run(struct svc_req *r)
+{
+    const char *cmd = command_arg(r, r->json);
+    bool ok;
+    int64_t timeout = cmd ? timeout_arg(r, r->json, &ok) : 0;
+    if (!cmd || !ok)
+        return;
+    json_object_del(r->json, "name");
+    json_object_del(r->json, "persistent");
+    struct svm_create_args a;
+    struct err *e = NULL;
+    if (svc_parse_create_args(r->svc, r->json, &a, &e) < 0) {
+        svc_reply_err(r, e);
+        err_free(e);
+        return;
+    }
+    struct run_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        svc_reply_error(r, 500, "out of memory");
+        return;
+    }
+    j->req = r;
+    j->command = strdup(cmd);
+    j->timeout = timeout;
+    r->owner = j;
+    r->on_cancel = run_cancel;
+    if (!svc_vm_create(r->svc, &a, run_up, j, &e)) {
+        r->on_cancel = NULL;
+        svc_reply_err(r, e);
+        err_free(e);
+        free(j->command);
+        free(j);
+    }
+}
+
+/* ---------- dispatch ---------- */
+
+struct vm_route {
+    const char *method;
+    const char *action;
+    void (*fn)(struct svc_req *r, struct svm *vm);
+};
+
+static const struct vm_route vm_routes[] = {
+    {"GET", "info", route_info},
+    {"GET", "status", route_vm_status},
+    {"POST", "exec", route_exec},
+    {"DELETE", "delete", route_delete},
+    {"GET", "logs", route_logs},
+    {"POST", "files/read", svc_files_read},
+    {"POST", "files/write", svc_files_write},
+    {"GET", "files/content", svc_files_download},
+    {"POST", "files/content", svc_files_upload},
+    {"GET", "files/list", svc_files_list},
+};
+
+static void dispatch_vm(struct svc_req *r, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    if (!slash) {
+        svc_reply_empty(r, 404);
+        return;
+    }
+    char ref[256];
+    if ((size_t)(slash - rest) >= sizeof(ref)) {
+        svc_reply_error(r, 400, "invalid VM reference");
+        return;
+    }
+    memcpy(ref, rest, (size_t)(slash - rest));
+    ref[slash - rest] = '\0';
+    const char *action = slash + 1;
+    bool known = false;
+    for (size_t i = 0; i < ARRAY_SIZE(vm_routes); i++) {
+        if (strcmp(vm_routes[i].action, action) != 0)
+            continue;
+        known = true;
+        if (strcmp(vm_routes[i].method, r->method) != 0)
+            continue;
+        struct svm *vm = vm_from_path(r, ref);
+        if (!vm)
+            return;
+        vm_routes[i].fn(r, vm);
+        return;
+    }
+    svc_reply_empty(r, known ? 405 : 404);
+}
+
+void svc_dispatch(struct svc_req *r)
+{
+    const char *p = r->path;
+    struct {
+        const char *method, *path;
+        void (*fn)(struct svc_req *);
+    } routes[] = {
+        {"GET", "/version", route_version},
+        {"GET", "/status", route_status},
+        {"POST", "/vms/create", route_create},
+        {"GET", "/vms/list", route_list},
+        {"POST", "/run", route_run},
+    };
+    bool known = false;
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        if (strcmp(routes[i].path, p) != 0)
+            continue;
+        known = true;
+        if (strcmp(routes[i].method, r->method) == 0) {
+            routes[i].fn(r);
+            return;
+        }
+    }
+    if (known) {
+        svc_reply_empty(r, 405);
+        return;
+    }
+    if (str_has_prefix(p, "/vms/") && p[5]) {
+        dispatch_vm(r, p + 5);
+        return;
+    }
+    svc_reply_empty(r, 404);
+}
