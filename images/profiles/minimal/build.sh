@@ -33,7 +33,8 @@ applets="ls cat echo mkdir rmdir rm cp mv ln sleep head tail wc grep egrep fgrep
 uniq env id uname ps kill dd sync mount umount date hostname tr cut find xargs stat true false
 printf test [ chmod chown touch seq yes od base64 sha256sum md5sum tee nproc df du free ip
 mknod basename dirname readlink realpath pwd mktemp which timeout tar gzip gunzip zcat xz unxz
-less vi hexdump xxd diff cmp expr dmesg sysctl truncate uptime clear tty whoami more cpio"
+less vi hexdump xxd diff cmp expr dmesg sysctl truncate uptime clear tty whoami more cpio
+stty reset pgrep pkill watch nc wget"
 available=" $("$tree/usr/bin/busybox" --list | tr '\n' ' ') "
 for a in $applets; do
     case $available in *" $a "*) ;; *) continue ;; esac

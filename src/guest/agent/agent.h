@@ -44,8 +44,11 @@ void deadline_disarm(struct deadline *d);
 
 /* Sends one record on a stream (whole or nothing): -1 if the queue lacks room. */
 int stream_send_rec(struct mux_stream *s, uint16_t type, const void *payload, size_t len);
-/* Room for a data record of up to n payload bytes. */
+/* Payload room for one more record. */
 size_t stream_data_room(struct mux_stream *s);
+/* True if a record of `need` payload bytes fits; else asks for on_writable
+ * (the caller pauses its producer until then). */
+bool stream_has_room(struct mux_stream *s, size_t need);
 
 /* Environment shared by exec and terminal: set from CTL_BOOT. */
 struct guest_env {

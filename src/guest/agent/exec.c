@@ -71,7 +71,7 @@ static void kill_group(struct exec_job *j)
 
 static void pipe_update_interest(struct exec_job *j)
 {
-    bool room = j->s && stream_data_room(j->s) >= AGENT_DATA_CHUNK + EXIT_RESERVE;
+    bool room = j->s && stream_has_room(j->s, AGENT_DATA_CHUNK + EXIT_RESERVE);
     for (int i = 0; i < 2; i++)
         if (j->out[i].fd >= 0)
             watch_mod(&j->out[i], room ? EPOLLIN : 0);
@@ -93,7 +93,7 @@ static void pipe_cb(struct watch *w, uint32_t revents)
     int i = w == &j->out[0] ? 0 : 1;
     static uint8_t data[AGENT_DATA_CHUNK];
     for (int round = 0; round < 8; round++) {
-        if (j->s && stream_data_room(j->s) < AGENT_DATA_CHUNK + EXIT_RESERVE)
+        if (j->s && !stream_has_room(j->s, AGENT_DATA_CHUNK + EXIT_RESERVE))
             break;
         ssize_t n = fd_read_retry(w->fd, data, sizeof(data));
         if (n < 0 && errno == EAGAIN)

@@ -200,7 +200,7 @@ static void op_free(struct file_op_state *f)
 static void read_pump(struct file_op_state *f)
 {
     static uint8_t data[AGENT_DATA_CHUNK];
-    while (!f->finished && stream_data_room(f->s) >= AGENT_DATA_CHUNK + 256) {
+    while (!f->finished && stream_has_room(f->s, AGENT_DATA_CHUNK + 256)) {
         ssize_t n = fd_read_retry(f->fd, data, sizeof(data));
         if (n < 0) {
             fail_errno(f, errno);

@@ -238,8 +238,10 @@ static int open_port(void)
 
 int stream_send_rec(struct mux_stream *s, uint16_t type, const void *payload, size_t len)
 {
-    if (mux_stream_send_room(s) < REC_HEADER_LEN + len)
+    if (mux_stream_send_room(s) < REC_HEADER_LEN + len) {
+        mux_stream_notify_writable(s);
         return -1;
+    }
     uint8_t h[REC_HEADER_LEN];
     rec_header(h, type, len);
     mux_stream_write(s, h, sizeof(h));
@@ -252,6 +254,14 @@ size_t stream_data_room(struct mux_stream *s)
 {
     size_t room = mux_stream_send_room(s);
     return room > REC_HEADER_LEN ? room - REC_HEADER_LEN : 0;
+}
+
+bool stream_has_room(struct mux_stream *s, size_t need)
+{
+    if (stream_data_room(s) >= need)
+        return true;
+    mux_stream_notify_writable(s);
+    return false;
 }
 
 static int mux_on_open(void *ctx, struct mux_stream *s, uint16_t svc, const uint8_t *meta,

@@ -81,7 +81,7 @@ static void master_interest(struct term *t)
     if (t->master.fd < 0)
         return;
     uint32_t ev = 0;
-    if (t->s && stream_data_room(t->s) >= AGENT_DATA_CHUNK + 64)
+    if (t->s && stream_has_room(t->s, AGENT_DATA_CHUNK + 64))
         ev |= EPOLLIN;
     if (t->inbuf.len > 0)
         ev |= EPOLLOUT;
@@ -114,7 +114,7 @@ static void master_cb(struct watch *w, uint32_t revents)
     if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         static uint8_t data[AGENT_DATA_CHUNK];
         for (int i = 0; i < 8; i++) {
-            if (!t->s || stream_data_room(t->s) < AGENT_DATA_CHUNK + 64)
+            if (!t->s || !stream_has_room(t->s, AGENT_DATA_CHUNK + 64))
                 break;
             ssize_t n = fd_read_retry(w->fd, data, sizeof(data));
             if (n < 0 && errno == EAGAIN)

@@ -861,6 +861,12 @@ size_t mux_stream_send_room(const struct mux_stream *s)
     return buf_room(&s->sendq);
 }
 
+void mux_stream_notify_writable(struct mux_stream *s)
+{
+    if (!s->reset && !s->released)
+        s->want_writable = true;
+}
+
 size_t mux_stream_send_queued(const struct mux_stream *s)
 {
     return s->sendq.len;

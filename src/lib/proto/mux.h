@@ -133,6 +133,9 @@ struct mux_stream *mux_open(struct mux *m, uint16_t service, const void *meta, s
 ssize_t mux_stream_write(struct mux_stream *s, const void *data, size_t len);
 /* Room left in the send queue. */
 size_t mux_stream_send_room(const struct mux_stream *s);
+/* Asks for one on_writable callback once queued data has drained (use it
+ * after finding too little room, before pausing the producer). */
+void mux_stream_notify_writable(struct mux_stream *s);
 size_t mux_stream_send_queued(const struct mux_stream *s);
 /* Half-close: a FIN follows the queued data. */
 int mux_stream_close_write(struct mux_stream *s);

@@ -79,6 +79,8 @@ struct svm {
     struct svc_req *create_req; /* answered once the process is up */
     void (*on_up)(struct svm *vm, const struct err *e, void *arg);
     void *on_up_arg;
+    void (*on_gone)(void *arg); /* runs once the VM is removed */
+    void *on_gone_arg;
     struct svc_req **delete_reqs;
     size_t ndelete_reqs;
     struct event *kill_ev;

@@ -229,6 +229,10 @@ struct run_job {
 
 static void run_finish(struct run_job *j)
 {
+    if (j->vm) {
+        j->vm->on_gone = NULL;
+        j->vm = NULL;
+    }
     if (j->req) {
         if (j->result)
             svc_reply_json(j->req, j->status, j->result);
@@ -241,6 +245,13 @@ static void run_finish(struct run_job *j)
     free(j);
 }
 
+static void run_gone(void *arg)
+{
+    struct run_job *j = arg;
+    j->vm = NULL;
+    run_finish(j);
+}
+
 static void run_exec_done(struct svm *vm, struct ipc_frame *f, const struct err *e, void *arg)
 {
     struct run_job *j = arg;
@@ -251,10 +262,12 @@ static void run_exec_done(struct svm *vm, struct ipc_frame *f, const struct err 
         j->status = 200;
         j->result = svc_exec_response(f);
     }
-    /* The VM goes either way; answer without waiting for its teardown. */
+    /* The VM goes either way; answer once it is gone, so a `list` right
+     * after `run` never shows it. */
+    vm->on_gone = run_gone;
+    vm->on_gone_arg = j;
     if (!vm->deleting)
         svc_vm_delete(vm, NULL);
-    run_finish(j);
 }
 
 static void run_up(struct svm *vm, const struct err *e, void *arg)
@@ -268,8 +281,9 @@ static void run_up(struct svm *vm, const struct err *e, void *arg)
     }
     j->vm = vm;
     if (j->cancelled) {
+        vm->on_gone = run_gone;
+        vm->on_gone_arg = j;
         svc_vm_delete(vm, NULL);
-        run_finish(j);
         return;
     }
     svc_vm_exec(vm, j->command, j->timeout, run_exec_done, j);

@@ -369,6 +369,8 @@ static void vm_destroy(struct svm *vm, bool crashed)
         keep_failed_dir(vm);
     log_info("VM %s (%s) removed%s", vm->name, vm->id, crashed && !vm->deleting ? " (crashed)" : "");
     finish_deletes(vm);
+    if (vm->on_gone)
+        vm->on_gone(vm->on_gone_arg);
     svc_vm_free(vm);
 }
 
