@@ -294,6 +294,29 @@ static void cleanup_files(struct svc *s)
     unlink(pid);
 }
 
+/* Releases everything at exit (VMs keep running: only our memory goes). */
+static void svc_free(struct svc *s)
+{
+    while (s->vms)
+        svc_vm_free(s->vms);
+    for (size_t i = 0; i < ARRAY_SIZE(s->sig_ev); i++)
+        if (s->sig_ev[i])
+            event_free(s->sig_ev[i]);
+    if (s->parent_ev)
+        event_free(s->parent_ev);
+    if (s->assets_loaded)
+        assets_free(&s->assets);
+    err_free(s->assets_error);
+    char *strs[] = {s->home,          s->run_dir,       s->uds_path,     s->assets_dir,
+                    s->process_binary, s->sessions_dir, s->instances_dir, s->template_dir};
+    for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+        free(strs[i]);
+    if (s->base)
+        event_base_free(s->base);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+}
+
 int svc_main(int argc, char **argv)
 {
     struct svc storage = {0}, *s = &storage;
@@ -339,6 +362,7 @@ int svc_main(int argc, char **argv)
     event_base_dispatch(s->base);
     svc_http_close_all(s);
     cleanup_files(s);
+    svc_free(s);
     log_info("capsem-service stopped");
     return 0;
 }

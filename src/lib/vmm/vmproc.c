@@ -175,6 +175,30 @@ static void teardown(struct vmproc *vp)
     vp_qmp_free(vp);
 }
 
+static void free_event(struct event **ev)
+{
+    if (*ev) {
+        event_free(*ev);
+        *ev = NULL;
+    }
+}
+
+/* Everything but the files on disk, at exit. */
+static void vmproc_free(struct vmproc *vp)
+{
+    struct event **evs[] = {&vp->sigchld_ev, &vp->sigterm_ev, &vp->sigint_ev, &vp->console_ev,
+                            &vp->tick_ev,    &vp->stop_ev};
+    for (size_t i = 0; i < ARRAY_SIZE(evs); i++)
+        free_event(evs[i]);
+    if (vp->console_fd >= 0)
+        close(vp->console_fd);
+    if (vp->serial_fd >= 0)
+        close(vp->serial_fd);
+    if (vp->base)
+        event_base_free(vp->base);
+    vm_config_free(&vp->cfg);
+}
+
 int vmproc_run(const char *config_path)
 {
     struct vmproc vp_storage = {0}, *vp = &vp_storage;
@@ -189,17 +213,17 @@ int vmproc_run(const char *config_path)
             write_exit_file(vp);
         if (vp->qemu_pid > 0)
             vp_qemu_kill(vp);
-        if (vp->cfg.instance_sock)
-            unlink(vp->cfg.instance_sock);
-        vm_config_free(&vp->cfg);
+        vp_term_close_all(vp);
+        vp_ipc_close_all(vp);
+        vp_channel_close(vp);
+        vp_qmp_free(vp);
+        vmproc_free(vp);
         return 1;
     }
     event_base_dispatch(vp->base);
     log_info("VM %s exited: %s%s%s", vp->cfg.name, vp->exit_reason[0] ? vp->exit_reason : "crashed",
              vp->exit_detail[0] ? ": " : "", vp->exit_detail);
     teardown(vp);
-    /* Give queued replies a moment to flush to the service. */
-    event_base_loop(vp->base, EVLOOP_NONBLOCK);
-    vm_config_free(&vp->cfg);
+    vmproc_free(vp);
     return 0;
 }

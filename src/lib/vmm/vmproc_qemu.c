@@ -286,6 +286,9 @@ int vp_qemu_start(struct vmproc *vp, struct err **errp)
         strncat(cmdline, " ", sizeof(cmdline) - strlen(cmdline) - 1);
     }
     log_info("qemu: %s", cmdline);
+    char *kcmd = qemu_kernel_cmdline(&vp->cfg);
+    log_info("kernel cmdline: %s", kcmd ? kcmd : "?");
+    free(kcmd);
     vp->sigchld_ev = evsignal_new(vp->base, SIGCHLD, sigchld_cb, vp);
     evsignal_add(vp->sigchld_ev, NULL);
     vp->qemu_start_ms = time_mono_ms();

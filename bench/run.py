@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Capsem benchmarks: every number that matters printed as a ratio against a
+baseline measured in the same run (no stored baselines).
+
+  1. boot: bare QEMU boot-to-init of the same kernel and initrd (the kernel is
+     pointed at an init that does not exist, so it panics and QEMU exits the
+     moment it would run init) vs our create-to-first-exec through the API.
+  2. exec round trip of `true` over one keep-alive API connection, p50/p99.
+  3. 64 MiB file transfer through the guest channel (IPC straight to the VM's
+     capsem-process, so the service's 10 MiB API cap does not apply).
+
+Environment: CAPSEM_TEST_BIN_DIR, CAPSEM_TEST_ASSETS (set by `make bench`).
+Options: --rounds N (boot rounds, default 5), --execs N (default 200).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "system"))
+from conftest import Capsem, UnixHTTPConnection, install_assets, wait_for  # noqa: E402
+
+BIN_DIR = os.environ["CAPSEM_TEST_BIN_DIR"]
+
+
+def ipc_call(sock_path, msg, blobs=(), timeout=600):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(sock_path)
+    msg = dict(msg, id=1)
+    if blobs:
+        msg["blobs"] = [len(b) for b in blobs]
+    js = json.dumps(msg).encode()
+    tail = b"".join(blobs)
+    s.sendall(struct.pack(">II", 4 + len(js) + len(tail), len(js)) + js + tail)
+    buf = bytearray()
+    while True:
+        while len(buf) < 8:
+            buf += s.recv(1 << 20)
+        total, jl = struct.unpack(">II", buf[:8])
+        while len(buf) < 4 + total:
+            chunk = s.recv(1 << 22)
+            if not chunk:
+                raise EOFError("instance socket closed")
+            buf += chunk
+        j = json.loads(buf[8:8 + jl])
+        tail = bytes(buf[8 + jl:4 + total])
+        del buf[:4 + total]
+        if j.get("id") == 1:
+            s.close()
+            out, off = [], 0
+            for n in j.get("blobs", []):
+                out.append(tail[off:off + n])
+                off += n
+            return j, out
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    k = (len(xs) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def vm_log(capsem, vm_id, prefix):
+    path = os.path.join(capsem.home, "run", "sessions", vm_id, "process.log")
+    for line in open(path):
+        if prefix in line:
+            return line.split(prefix, 1)[1].strip()
+    raise RuntimeError(f"{prefix!r} not in {path}")
+
+
+def bare_boot(qemu, accel, kernel, initrd, cmdline, ram, cpus):
+    cmd = [qemu, "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on",
+           "-accel", accel, "-cpu", "host" if accel == "kvm" else "max", "-m", str(ram),
+           "-smp", str(cpus), "-nodefaults", "-no-user-config", "-display", "none",
+           "-no-reboot", "-kernel", kernel, "-initrd", initrd,
+           "-append", cmdline.replace("rdinit=/init", "rdinit=/capsem-bench-no-init"),
+           "-serial", "null"]
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    dt = time.monotonic() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"bare boot failed: {p.returncode}")
+    return dt
+
+
+def create_to_first_exec(capsem, profile, ram, cpus):
+    t0 = time.monotonic()
+    vm = capsem.create(profile_id=profile, ram_mb=ram, cpus=cpus)
+    r = capsem.exec(vm["id"], "true")
+    dt = time.monotonic() - t0
+    assert r["exit_code"] == 0
+    return dt, vm["id"]
+
+
+def bench_boot(capsem, rounds, ram, cpus):
+    vm = capsem.create(profile_id="minimal", ram_mb=ram, cpus=cpus)
+    capsem.exec(vm["id"], "true")
+    cmdline = vm_log(capsem, vm["id"], "kernel cmdline: ")
+    info = capsem.api("GET", f"/vms/{vm['id']}/info").json
+    capsem.delete(vm["id"])
+    manifest = json.load(open(os.path.join(capsem.home, "assets", "manifest.json")))
+    vdir = os.path.join(capsem.home, "assets", "v" + manifest["current"])
+    kernel, initrd = os.path.join(vdir, "vmlinux"), os.path.join(vdir, "initrd.img")
+    bare, ours = [], {"minimal": [], "code": []}
+    for _ in range(rounds):
+        bare.append(bare_boot("qemu-system-x86_64", info["accel"], kernel, initrd, cmdline, ram,
+                              cpus))
+        for profile in ours:
+            dt, vm_id = create_to_first_exec(capsem, profile, ram, cpus)
+            ours[profile].append(dt)
+            capsem.delete(vm_id)
+    return info["accel"], bare, ours
+
+
+def bench_exec(capsem, n, ram, cpus):
+    vm = capsem.create(profile_id="minimal", ram_mb=ram, cpus=cpus)
+    capsem.exec(vm["id"], "true")
+    conn = UnixHTTPConnection(capsem.sock, 60)
+    body = json.dumps({"command": "true"})
+    times = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        conn.request("POST", f"/vms/{vm['id']}/exec", body=body)
+        r = conn.getresponse()
+        data = r.read()
+        times.append((time.monotonic() - t0) * 1000)
+        assert r.status == 200 and json.loads(data)["exit_code"] == 0
+    conn.close()
+    guest = capsem.exec(vm["id"], "t0=$(date +%s%N); for i in $(seq 20); do bash -c true; done;"
+                                  " echo $(( ($(date +%s%N) - t0) / 20000000 ))")
+    capsem.delete(vm["id"])
+    return times, int(guest["stdout"].strip())
+
+
+def bench_transfer(capsem, ram, cpus, size=64 << 20):
+    vm = capsem.create(profile_id="minimal", ram_mb=ram, cpus=cpus)
+    capsem.exec(vm["id"], "true")
+    sock = os.path.join(capsem.home, "run", "instances", vm["id"] + ".sock")
+    data = os.urandom(size)
+    t0 = time.monotonic()
+    r, _ = ipc_call(sock, {"op": "file_write", "path": "/root/big.bin", "confine": True,
+                           "mode": 0o644, "max_bytes": size * 2}, [data])
+    up = time.monotonic() - t0
+    assert r["ok"] and r["size"] == size, r
+    t0 = time.monotonic()
+    r, blobs = ipc_call(sock, {"op": "file_read", "path": "/root/big.bin", "confine": True,
+                               "max_bytes": size * 2})
+    down = time.monotonic() - t0
+    assert r["ok"] and blobs[0] == data
+    capsem.delete(vm["id"])
+    return up, down
+
+
+def machine():
+    model = "?"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return f"{os.cpu_count()} cpus ({model}), {platform.release()}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--execs", type=int, default=200)
+    ap.add_argument("--ram", type=int, default=512)
+    ap.add_argument("--cpus", type=int, default=2)
+    args = ap.parse_args()
+    home = tempfile.mkdtemp(prefix="capsem-bench-")
+    install_assets(home)
+    capsem = Capsem(home)
+    log = open(os.path.join(home, "service.log"), "ab")
+    svc = subprocess.Popen([os.path.join(BIN_DIR, "capsem-service")], env=capsem.env,
+                           stdout=log, stderr=log, start_new_session=True)
+    try:
+        wait_for(lambda: os.path.exists(capsem.sock) and
+                 capsem.api("GET", "/version").status == 200, 60, "the service")
+        print(f"# capsem bench, {datetime.date.today()}, {machine()}")
+        accel, bare, ours = bench_boot(capsem, args.rounds, args.ram, args.cpus)
+        print(f"accel: {accel}; VMs: {args.cpus} vCPU, {args.ram} MiB; medians of {args.rounds}")
+        b = statistics.median(bare)
+        print(f"bare QEMU boot-to-init (same kernel+initrd):  {b * 1000:7.0f} ms")
+        for profile, xs in ours.items():
+            m = statistics.median(xs)
+            print(f"create-to-first-exec, {profile:7s} profile:    {m * 1000:7.0f} ms"
+                  f"   ratio {m / b:.2f}x")
+        times, guest_bash = bench_exec(capsem, args.execs, args.ram, args.cpus)
+        print(f"exec round trip of `true` ({args.execs}x, one keep-alive connection): "
+              f"p50 {percentile(times, 50):.1f} ms, p99 {percentile(times, 99):.1f} ms"
+              f"  (bash -c true alone inside the guest: {guest_bash} ms)")
+        up, down = bench_transfer(capsem, args.ram, args.cpus)
+        print(f"64 MiB transfer through the channel: upload {64 / up:.1f} MiB/s, "
+              f"download {64 / down:.1f} MiB/s")
+    finally:
+        for v in capsem.vms() if svc.poll() is None else []:
+            capsem.delete(v["id"])
+        svc.send_signal(signal.SIGTERM)
+        svc.wait(30)
+        log.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
