@@ -138,8 +138,8 @@ def bench_exec(capsem, n, ram, cpus):
         times.append((time.monotonic() - t0) * 1000)
         assert r.status == 200 and json.loads(data)["exit_code"] == 0
     conn.close()
-    guest = capsem.exec(vm["id"], "t0=$(date +%s%N); for i in $(seq 20); do bash -c true; done;"
-                                  " echo $(( ($(date +%s%N) - t0) / 20000000 ))")
+    guest = capsem.exec(vm["id"], "t0=${EPOCHREALTIME/./}; for i in $(seq 20); do bash -c true; done;"
+                                  " t1=${EPOCHREALTIME/./}; echo $(( (t1 - t0) / 20000 ))")
     capsem.delete(vm["id"])
     return times, int(guest["stdout"].strip())
 

@@ -63,7 +63,10 @@ def wait_for(cond, timeout, what, interval=0.05):
     """Polls cond() until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout
     while True:
-        v = cond()
+        try:
+            v = cond()
+        except OSError:  # e.g. a socket that is not accepting yet
+            v = None
         if v:
             return v
         if time.monotonic() > deadline:

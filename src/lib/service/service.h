@@ -65,6 +65,7 @@ struct svm {
     pid_t pid; /* capsem-process */
     bool is_child;
     bool proc_exited; /* our child and reaped */
+    bool exit_clean;  /* the process reported a clean exit (stop, poweroff) */
     uint64_t created_at;   /* unix seconds */
     uint64_t started_ms;   /* monotonic, for uptime */
     char *vm_dir;

@@ -388,21 +388,20 @@ void svc_vm_on_event(struct svm *vm, json_t *ev)
         const char *detail = json_string_value(json_object_get(ev, "detail"));
         free(vm->last_error);
         vm->last_error = NULL;
-        if (reason && strcmp(reason, "stopped") != 0 && strcmp(reason, "guest-poweroff") != 0 &&
-            strcmp(reason, "killed") != 0)
-            vm->last_error = strdup(detail ? detail : reason);
+        vm->exit_clean = reason && (strcmp(reason, "stopped") == 0 ||
+                                    strcmp(reason, "guest-poweroff") == 0 ||
+                                    strcmp(reason, "killed") == 0);
+        if (!vm->exit_clean)
+            vm->last_error = strdup(detail ? detail : reason ? reason : "exited");
         log_info("VM %s exited: %s %s", vm->name, reason ? reason : "?", detail ? detail : "");
     }
 }
 
 void svc_vm_on_disconnect(struct svm *vm)
 {
-    bool crashed = vm->last_error != NULL || !vm->deleting;
-    if (vm->last_error == NULL && !vm->deleting) {
-        /* No exit event: the process died (SIGKILL or crash). */
+    bool crashed = !vm->exit_clean && !vm->deleting;
+    if (crashed && vm->last_error == NULL) /* no exit event: SIGKILL or a crash */
         vm->last_error = strdup("capsem-process exited unexpectedly");
-        crashed = true;
-    }
     if (vm->create_req || vm->on_up) {
         struct err e = {.status = 500, .msg = vm->last_error ? vm->last_error : "VM failed"};
         if (vm->on_up)

@@ -80,12 +80,14 @@ char *qemu_kernel_cmdline(const struct vm_config *c)
     char tsc[64] = "";
     if (strcmp(c->accel, "tcg") == 0 && c->tsc_khz)
         snprintf(tsc, sizeof(tsc), " tsc_early_khz=%u tsc=reliable", c->tsc_khz);
+    /* CAPSEM_KERNEL_CMDLINE_EXTRA: diagnostics only (e.g. capsem.debug=1). */
+    const char *extra = getenv("CAPSEM_KERNEL_CMDLINE_EXTRA");
     char *s = NULL;
     if (asprintf(&s,
                  "console=ttyS0 quiet loglevel=3 panic=-1 reboot=t pci=off mitigations=off "
                  "no_timer_check nowatchdog cryptomgr.notests ipv6.disable=1 "
-                 "random.trust_cpu=on dummy.numdummies=0 rdinit=/init%s",
-                 tsc) < 0)
+                 "random.trust_cpu=on dummy.numdummies=0 rdinit=/init%s%s%s",
+                 tsc, extra && *extra ? " " : "", extra && *extra ? extra : "") < 0)
         return NULL;
     return s;
 }
