@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "system"))
-from conftest import Capsem, UnixHTTPConnection, install_assets, wait_for  # noqa: E402
+from conftest import Capsem, UnixHTTPConnection, install_assets, sock_path, wait_for  # noqa: E402
 
 BIN_DIR = os.environ["CAPSEM_TEST_BIN_DIR"]
 
@@ -147,7 +147,7 @@ def bench_exec(capsem, n, ram, cpus):
 def bench_transfer(capsem, ram, cpus, size=64 << 20):
     vm = capsem.create(profile_id="minimal", ram_mb=ram, cpus=cpus)
     capsem.exec(vm["id"], "true")
-    sock = os.path.join(capsem.home, "run", "instances", vm["id"] + ".sock")
+    sock = sock_path(os.path.join(capsem.home, "run", "instances", vm["id"] + ".sock"))
     data = os.urandom(size)
     t0 = time.monotonic()
     r, _ = ipc_call(sock, {"op": "file_write", "path": "/root/big.bin", "confine": True,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import BIN_DIR, Capsem, install_assets, wait_for
+from conftest import BIN_DIR, Capsem, install_assets, sock_path, wait_for
 
 
 def mode(path):
@@ -51,8 +51,8 @@ def test_socket_and_directory_permissions(capsem, vm):
     run = os.path.join(capsem.home, "run")
     assert mode(run) == 0o700
     assert mode(capsem.sock) == 0o600
-    assert mode(os.path.join(run, "instances", vm + ".sock")) == 0o600
-    assert mode(os.path.join(run, "instances", vm + "-ws.sock")) == 0o600
+    assert mode(sock_path(os.path.join(run, "instances", vm + ".sock"))) == 0o600
+    assert mode(sock_path(os.path.join(run, "instances", vm + "-ws.sock"))) == 0o600
     vmdir = os.path.join(run, "sessions", vm)
     assert mode(vmdir) == 0o700
     for f in ("serial.log", "process.log", "vm.json", "overlay.img", "workspace.img"):

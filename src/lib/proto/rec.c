@@ -57,6 +57,20 @@ size_t rec_reader_buffered(const struct rec_reader *r)
     return r->in.len - r->pending_consume;
 }
 
+int rec_send(struct mux_stream *s, uint16_t type, const void *payload, size_t len)
+{
+    if (mux_stream_send_room(s) < REC_HEADER_LEN + len) {
+        mux_stream_notify_writable(s);
+        return -1;
+    }
+    uint8_t h[REC_HEADER_LEN];
+    rec_header(h, type, len);
+    mux_stream_write(s, h, sizeof(h));
+    if (len)
+        mux_stream_write(s, payload, len);
+    return 0;
+}
+
 void rec_header(uint8_t hdr[REC_HEADER_LEN], uint16_t type, size_t payload_len)
 {
     wire_put_u32(hdr, (uint32_t)(payload_len + 2));

@@ -28,6 +28,11 @@ int rec_reader_next(struct rec_reader *r, uint16_t *type, const uint8_t **payloa
 /* Bytes buffered but not yet returned. */
 size_t rec_reader_buffered(const struct rec_reader *r);
 
+struct mux_stream;
+/* Queues one record on a stream, whole or not at all: -1 when the send queue
+ * lacks room (an on_writable callback is then requested). */
+int rec_send(struct mux_stream *s, uint16_t type, const void *payload, size_t len);
+
 /* Appends one encoded record to out. */
 int rec_encode(struct buf *out, uint16_t type, const void *payload, size_t len);
 /* Encodes the 6-byte header only (payload written separately). */

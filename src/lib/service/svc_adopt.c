@@ -30,47 +30,38 @@ static void adopt_status(struct svm *vm, struct ipc_frame *f, const struct err *
     vm->started_ms = now > (uint64_t)up ? now - (uint64_t)up : now;
 }
 
-static void adopt_one(struct svc *s, const char *id, int fd)
+/* Takes a live VM back: its entry is rebuilt from vm.json. */
+static void adopt_one(struct svc *s, struct vm_config *cfg, const char *dir, int fd)
 {
-    _cleanup_free_ char *dir = paths_join(s->sessions_dir, id);
-    _cleanup_free_ char *cfgpath = dir ? paths_join(dir, "vm.json") : NULL;
-    struct vm_config cfg;
-    struct err *e = NULL;
-    if (!cfgpath || vm_config_load(cfgpath, &cfg, &e) < 0) {
-        log_warn("re-adopt %s: %s; leaving it alone", id, err_msg(e));
-        err_free(e);
-        close(fd);
-        return;
-    }
     struct svm *vm = calloc(1, sizeof(*vm));
     if (!vm) {
-        vm_config_free(&cfg);
         close(fd);
         return;
     }
     vm->svc = s;
     vm->owner_fd = -1;
-    str_copy(vm->id, sizeof(vm->id), cfg.id);
-    str_copy(vm->name, sizeof(vm->name), cfg.name);
-    str_copy(vm->profile, sizeof(vm->profile), cfg.profile);
-    vm->persistent = cfg.persistent;
-    vm->cpus = cfg.cpus;
-    vm->ram_mb = cfg.ram_mb;
+    str_copy(vm->id, sizeof(vm->id), cfg->id);
+    str_copy(vm->name, sizeof(vm->name), cfg->name);
+    str_copy(vm->profile, sizeof(vm->profile), cfg->profile);
+    vm->persistent = cfg->persistent;
+    vm->cpus = cfg->cpus;
+    vm->ram_mb = cfg->ram_mb;
     vm->env = json_object();
-    for (size_t i = 0; i < cfg.nenv; i++) {
-        char *eq = strchr(cfg.env[i], '=');
+    for (size_t i = 0; i < cfg->nenv; i++) {
+        char *eq = strchr(cfg->env[i], '=');
         if (eq) {
             *eq = '\0';
-            json_object_set_new(vm->env, cfg.env[i], json_string(eq + 1));
+            json_object_set_new(vm->env, cfg->env[i], json_string(eq + 1));
         }
     }
+    _cleanup_free_ char *cfgpath = paths_join(dir, "vm.json");
     struct stat st;
-    vm->created_at = stat(cfgpath, &st) == 0 ? (uint64_t)st.st_mtime : (uint64_t)time(NULL);
+    vm->created_at = cfgpath && stat(cfgpath, &st) == 0 ? (uint64_t)st.st_mtime
+                                                         : (uint64_t)time(NULL);
     vm->started_ms = time_mono_ms();
     vm->vm_dir = strdup(dir);
-    vm->uds_path = strdup(cfg.instance_sock);
+    vm->uds_path = strdup(cfg->instance_sock);
     vm->status = SVM_RUNNING;
-    vm_config_free(&cfg);
     struct svm **tail = &s->vms;
     while (*tail)
         tail = &(*tail)->next;
@@ -80,79 +71,52 @@ static void adopt_one(struct svc *s, const char *id, int fd)
     log_info("re-adopted VM %s (%s)", vm->name, vm->id);
 }
 
-static void remove_instance_files(struct svc *s, const char *id)
+static void remove_instance_files(const struct vm_config *cfg)
 {
-    char name[128];
-    const char *suffixes[] = {".sock", "-ws.sock", ".ready"};
-    for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
-        snprintf(name, sizeof(name), "%s%s", id, suffixes[i]);
-        _cleanup_free_ char *p = paths_join(s->instances_dir, name);
+    const char *paths[] = {cfg->instance_sock, cfg->ws_sock, cfg->ready_path};
+    for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
         char real[SOCKPATH_MAX + 64];
-        if (p && sockpath_resolve(p, real, sizeof(real), NULL) == 0)
+        if (paths[i] && sockpath_resolve(paths[i], real, sizeof(real), NULL) == 0)
             unlink(real);
     }
 }
 
-static void scan_instances(struct svc *s)
+/* One VM directory: adopt its process if it answers, else it crashed while
+ * nobody watched: keep an ephemeral VM's directory as failed. */
+static void scan_vm_dir(struct svc *s, const char *name)
 {
-    DIR *d = opendir(s->instances_dir);
-    if (!d)
+    _cleanup_free_ char *dir = paths_join(s->sessions_dir, name);
+    _cleanup_free_ char *cfgpath = dir ? paths_join(dir, "vm.json") : NULL;
+    struct vm_config cfg;
+    struct err *e = NULL;
+    if (!cfgpath || vm_config_load(cfgpath, &cfg, &e) < 0) {
+        log_warn("VM directory %s: %s; leaving it alone", name, err_msg(e));
+        err_free(e);
         return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char id[64];
-        if (!str_has_suffix(de->d_name, ".sock") || str_has_suffix(de->d_name, "-ws.sock"))
-            continue;
-        size_t n = strlen(de->d_name) - 5;
-        if (n >= sizeof(id))
-            continue;
-        memcpy(id, de->d_name, n);
-        id[n] = '\0';
-        if (!uuid_shaped(id))
-            continue;
-        _cleanup_free_ char *sock = paths_join(s->instances_dir, de->d_name);
-        int fd = sock ? sockpath_connect(sock, NULL) : -1;
-        if (fd >= 0) {
-            adopt_one(s, id, fd);
-        } else {
-            log_info("instance %s is gone; cleaning up its socket", id);
-            remove_instance_files(s, id);
-        }
     }
-    closedir(d);
+    int fd = sockpath_connect(cfg.instance_sock, NULL);
+    if (fd >= 0) {
+        adopt_one(s, &cfg, dir, fd);
+        vm_config_free(&cfg);
+        return;
+    }
+    remove_instance_files(&cfg);
+    vm_config_free(&cfg);
+    char dst[4096];
+    snprintf(dst, sizeof(dst), "%s-failed-%lld", dir, (long long)time(NULL));
+    log_info("ephemeral VM %s has no live process; keeping its directory as %s", name, dst);
+    if (rename(dir, dst) < 0)
+        log_warn("rename %s: %s", dir, strerror(errno));
 }
 
-static bool adopted(struct svc *s, const char *id)
-{
-    for (struct svm *vm = s->vms; vm; vm = vm->next)
-        if (strcmp(vm->id, id) == 0)
-            return true;
-    return false;
-}
-
-/* Ephemeral VM directories with no live process: their VM is gone. */
-static void sweep_sessions(struct svc *s)
+void svc_readopt(struct svc *s)
 {
     DIR *d = opendir(s->sessions_dir);
     if (!d)
         return;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!uuid_shaped(de->d_name) || adopted(s, de->d_name))
-            continue;
-        _cleanup_free_ char *dir = paths_join(s->sessions_dir, de->d_name);
-        char dst[4096];
-        snprintf(dst, sizeof(dst), "%s-failed-%lld", dir, (long long)time(NULL));
-        log_info("ephemeral VM %s has no live process; keeping its directory as %s",
-                 de->d_name, dst);
-        if (rename(dir, dst) < 0)
-            log_warn("rename %s: %s", dir, strerror(errno));
-    }
+    while ((de = readdir(d)) != NULL)
+        if (uuid_shaped(de->d_name))
+            scan_vm_dir(s, de->d_name);
     closedir(d);
-}
-
-void svc_readopt(struct svc *s)
-{
-    scan_instances(s);
-    sweep_sessions(s);
 }

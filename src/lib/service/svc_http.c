@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/evio.h"
 #include "base/log.h"
 #include "base/sockpath.h"
 #include "base/util.h"
@@ -54,21 +55,8 @@ static void req_free(struct svc_req *r)
 /* Returns -1 if the connection was freed. */
 static int conn_flush(struct svc_http_conn *c)
 {
-    while (c->out.len > 0) {
-        ssize_t n = send(c->fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN) {
-                event_add(c->wr, NULL);
-                return 0;
-            }
-            c->dead = true;
-            buf_reset(&c->out);
-            break;
-        }
-        buf_consume(&c->out, (size_t)n);
-    }
-    if (c->out.len == 0)
-        event_del(c->wr);
+    if (evio_flush(c->fd, &c->out, c->wr) < 0)
+        c->dead = true;
     if (c->dead || (c->close_after_write && !c->cur && c->out.len == 0)) {
         conn_free(c);
         return -1;
@@ -295,20 +283,18 @@ static void conn_process(struct svc_http_conn *c)
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct svc_http_conn *c = arg;
-    uint8_t *dst = buf_reserve(&c->in, 65536);
-    if (!dst) {
+    enum evio_read_result r = evio_read(fd, &c->in, 65536);
+    if (r == EVIO_FULL) {
         /* Input buffer full while a request is in service: stop reading. */
         event_del(c->rd);
         return;
     }
-    ssize_t n = recv(fd, dst, 65536, 0);
-    if (n < 0 && errno == EAGAIN)
+    if (r == EVIO_AGAIN)
         return;
-    if (n <= 0) {
+    if (r != EVIO_DATA) {
         conn_free(c);
         return;
     }
-    buf_commit(&c->in, (size_t)n);
     conn_process(c);
     if (c->out.len > 0)
         conn_flush(c);

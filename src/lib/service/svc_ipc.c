@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/evio.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "service/service.h"
@@ -59,19 +60,8 @@ static void ipc_shutdown(struct svc_ipc *c)
 
 static void flush(struct svc_ipc *c)
 {
-    while (c->out.len > 0) {
-        ssize_t n = send(c->fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN) {
-                event_add(c->wr, NULL);
-                return;
-            }
-            ipc_shutdown(c);
-            return;
-        }
-        buf_consume(&c->out, (size_t)n);
-    }
-    event_del(c->wr);
+    if (evio_flush(c->fd, &c->out, c->wr) < 0)
+        ipc_shutdown(c);
 }
 
 static void handle_frame(struct svc_ipc *c, struct ipc_frame *f)
@@ -118,20 +108,15 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 
 static void read_frames(struct svc_ipc *c, evutil_socket_t fd)
 {
-    uint8_t *dst = buf_reserve(&c->in, 256 * 1024);
-    if (!dst) {
-        log_warn("ipc %s: oversized frame from capsem-process", c->vm->id);
+    enum evio_read_result r = evio_read(fd, &c->in, 256 * 1024);
+    if (r == EVIO_AGAIN)
+        return;
+    if (r != EVIO_DATA) {
+        if (r == EVIO_FULL)
+            log_warn("ipc %s: oversized frame from capsem-process", c->vm->id);
         ipc_shutdown(c);
         return;
     }
-    ssize_t n = recv(fd, dst, 256 * 1024, 0);
-    if (n < 0 && errno == EAGAIN)
-        return;
-    if (n <= 0) {
-        ipc_shutdown(c);
-        return;
-    }
-    buf_commit(&c->in, (size_t)n);
     for (;;) {
         struct ipc_frame f;
         struct err *e = NULL;

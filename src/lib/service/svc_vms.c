@@ -556,7 +556,7 @@ struct svm *svc_vm_create(struct svc *s, const struct svm_create_args *a,
         return err_status(errp, 412, "%s", err_msg(s->assets_error)), NULL;
     const struct asset_version *ver = assets_find(&s->assets, s->assets.current);
     if (!assets_rootfs(ver, a->profile))
-        return err_status(errp, 404, "unknown profile: %s", a->profile), NULL;
+        return err_status(errp, 400, "unknown profile: %s", a->profile), NULL;
     if (a->name && check_name(s, a->name, errp) < 0)
         return NULL;
     if (svc_running_count(s) >= s->settings.max_concurrent_vms)

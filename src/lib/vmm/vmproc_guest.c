@@ -63,16 +63,7 @@ static void chan_write_cb(evutil_socket_t fd, short what, void *arg)
 
 int vp_send_rec(struct mux_stream *s, uint16_t type, const void *payload, size_t len)
 {
-    if (mux_stream_send_room(s) < REC_HEADER_LEN + len) {
-        mux_stream_notify_writable(s);
-        return -1;
-    }
-    uint8_t h[REC_HEADER_LEN];
-    rec_header(h, type, len);
-    mux_stream_write(s, h, sizeof(h));
-    if (len)
-        mux_stream_write(s, payload, len);
-    return 0;
+    return rec_send(s, type, payload, len);
 }
 
 /* ---------- control stream ---------- */

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/evio.h"
 #include "base/log.h"
 #include "base/sockpath.h"
 #include "base/util.h"
@@ -99,20 +100,8 @@ static void reply_detach(struct vp_reply *r)
 
 static void conn_flush(struct vp_conn *c)
 {
-    while (c->out.len > 0) {
-        ssize_t n = send(c->fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN) {
-                event_add(c->wr, NULL);
-                return;
-            }
-            c->dead = true;
-            buf_reset(&c->out);
-            return;
-        }
-        buf_consume(&c->out, (size_t)n);
-    }
-    event_del(c->wr);
+    if (evio_flush(c->fd, &c->out, c->wr) < 0)
+        c->dead = true;
 }
 
 static void conn_send(struct vp_conn *c, json_t *msg, const struct ipc_blob *blobs, size_t n)
@@ -256,20 +245,15 @@ static void handle_request(struct vp_conn *c, struct ipc_frame *f)
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct vp_conn *c = arg;
-    uint8_t *dst = buf_reserve(&c->in, 256 * 1024);
-    if (!dst) {
-        log_warn("ipc: peer exceeded the frame size; closing");
+    enum evio_read_result r = evio_read(fd, &c->in, 256 * 1024);
+    if (r == EVIO_AGAIN)
+        return;
+    if (r != EVIO_DATA) {
+        if (r == EVIO_FULL)
+            log_warn("ipc: peer exceeded the frame size; closing");
         conn_close(c);
         return;
     }
-    ssize_t n = recv(fd, dst, 256 * 1024, 0);
-    if (n < 0 && errno == EAGAIN)
-        return;
-    if (n <= 0) {
-        conn_close(c);
-        return;
-    }
-    buf_commit(&c->in, (size_t)n);
     for (;;) {
         struct ipc_frame f;
         struct err *e = NULL;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/evio.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "vm/qemu.h"
@@ -41,19 +42,8 @@ struct qmp {
 static void qmp_flush(struct vmproc *vp)
 {
     struct qmp *q = vp->qmp;
-    while (q->out.len > 0) {
-        ssize_t n = send(q->fd, buf_head(&q->out), q->out.len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN) {
-                event_add(q->wr, NULL);
-                return;
-            }
-            buf_reset(&q->out);
-            return;
-        }
-        buf_consume(&q->out, (size_t)n);
-    }
-    event_del(q->wr);
+    if (evio_flush(q->fd, &q->out, q->wr) < 0)
+        log_warn("qmp: write failed: %s", strerror(errno));
 }
 
 static void qmp_send_json(struct vmproc *vp, json_t *msg)

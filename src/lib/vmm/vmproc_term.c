@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/evio.h"
 #include "base/log.h"
 #include "base/sockpath.h"
 #include "base/util.h"
@@ -57,20 +58,11 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg);
 
 static int client_flush(struct term_client *c)
 {
-    while (c->out.len > 0) {
-        ssize_t n = send(c->fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN) {
-                event_add(c->wr, NULL);
-                return 0;
-            }
-            client_free(c);
-            return -1;
-        }
-        buf_consume(&c->out, (size_t)n);
+    if (evio_flush(c->fd, &c->out, c->wr) < 0) {
+        client_free(c);
+        return -1;
     }
-    event_del(c->wr);
-    if (c->state == TC_CLOSING) {
+    if (c->state == TC_CLOSING && c->out.len == 0) {
         client_free(c);
         return -1;
     }
@@ -379,16 +371,12 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct term_client *c = arg;
     if (what & EV_READ) {
-        uint8_t *dst = buf_reserve(&c->in, 16384);
-        if (dst) {
-            ssize_t n = recv(fd, dst, 16384, 0);
-            if (n == 0 || (n < 0 && errno != EAGAIN)) {
-                client_free(c);
-                return;
-            }
-            if (n > 0)
-                buf_commit(&c->in, (size_t)n);
-        } else if (!c->paused) {
+        enum evio_read_result r = evio_read(fd, &c->in, 16384);
+        if (r == EVIO_EOF || r == EVIO_ERROR) {
+            client_free(c);
+            return;
+        }
+        if (r == EVIO_FULL && !c->paused) {
             client_close(c, WS_CLOSE_TOO_BIG, "input too large");
             return;
         }
