@@ -72,7 +72,14 @@ system-test-asan: asan assets
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    $(PYTEST) -q -m fast tests/system
 
-test: unit-test asan-test fuzz-test system-test system-test-asan
+# capsem-mcp through the official MCP TypeScript SDK (tests/mcp): real service and VMs.
+.PHONY: mcp-test
+mcp-test: build assets
+	@[ -d tests/mcp/node_modules ] || (cd tests/mcp && npm ci)
+	cd tests/mcp && CAPSEM_TEST_BIN_DIR=$(CURDIR)/$(BUILD)/src/cmd \
+	    CAPSEM_TEST_ASSETS=$(CURDIR)/$(ASSETS) node --test --test-concurrency=1 mcp.test.mjs
+
+test: unit-test asan-test fuzz-test system-test system-test-asan mcp-test
 
 bench: build assets
 	CAPSEM_TEST_BIN_DIR=$(CURDIR)/$(BUILD)/src/cmd CAPSEM_TEST_ASSETS=$(CURDIR)/$(ASSETS) \

@@ -163,6 +163,47 @@ def bench_transfer(capsem, ram, cpus, size=64 << 20):
     return up, down
 
 
+def bench_lifecycle(capsem, ram, cpus, rounds):
+    """Fork, suspend/resume and create-from-image, each against its baseline."""
+    name = f"bench-{os.getpid()}"
+    vm = capsem.create(name=name, profile_id="minimal", ram_mb=ram, cpus=cpus)
+    capsem.exec(name, "head -c 50000000 /dev/urandom > /root/blob; mkdir -p /opt/x;"
+                      " head -c 20000000 /dev/urandom > /opt/x/blob; sync")
+    vmdir = os.path.join(capsem.home, "run", "persistent", vm["id"])
+    allocated = sum(os.stat(os.path.join(vmdir, f)).st_blocks * 512
+                    for f in ("overlay.img", "workspace.img"))
+    t0 = time.monotonic()
+    r = capsem.api("POST", f"/vms/{name}/fork", {"name": name + "-img"})
+    fork_s = time.monotonic() - t0
+    assert r.status == 200, r
+    image_bytes = r.json["size_bytes"]
+    suspend, resume = [], []
+    for _ in range(rounds):
+        t0 = time.monotonic()
+        assert capsem.api("POST", f"/vms/{name}/pause").status == 200
+        suspend.append(time.monotonic() - t0)
+        t0 = time.monotonic()
+        assert capsem.api("POST", f"/vms/{name}/resume").status == 200
+        capsem.exec(name, "true")
+        resume.append(time.monotonic() - t0)
+    ckpt_note = ""
+    plain, from_image = [], []
+    for _ in range(rounds):
+        dt, vid = create_to_first_exec(capsem, "minimal", ram, cpus)
+        plain.append(dt)
+        capsem.delete(vid)
+        t0 = time.monotonic()
+        child = capsem.create(image=name + "-img", ram_mb=ram, cpus=cpus)
+        capsem.exec(child["id"], "true")
+        from_image.append(time.monotonic() - t0)
+        capsem.delete(child["id"])
+    capsem.delete(name)
+    capsem.api("DELETE", f"/images/{name}-img/delete")
+    return {"fork_s": fork_s, "image_bytes": image_bytes, "allocated": allocated,
+            "suspend": suspend, "resume": resume, "plain": plain, "from_image": from_image,
+            "note": ckpt_note}
+
+
 def machine():
     model = "?"
     for line in open("/proc/cpuinfo"):
@@ -204,6 +245,18 @@ def main():
         up, down = bench_transfer(capsem, args.ram, args.cpus)
         print(f"64 MiB transfer through the channel: upload {64 / up:.1f} MiB/s, "
               f"download {64 / down:.1f} MiB/s")
+        lc = bench_lifecycle(capsem, args.ram, args.cpus, args.rounds)
+        mib = 1024 * 1024
+        print(f"fork of a running VM with 70 MB written: {lc['fork_s'] * 1000:.0f} ms; image "
+              f"{lc['image_bytes'] / mib:.1f} MiB allocated vs the VM's disks "
+              f"{lc['allocated'] / mib:.1f} MiB allocated "
+              f"(ratio {lc['image_bytes'] / lc['allocated']:.2f}; apparent size 2x16 GiB)")
+        sm, rm = statistics.median(lc["suspend"]), statistics.median(lc["resume"])
+        print(f"suspend with memory: {sm * 1000:.0f} ms; resume to first exec: {rm * 1000:.0f} ms"
+              f"   (resume vs bare boot ratio {rm / b:.2f}x)")
+        pm, im = statistics.median(lc["plain"]), statistics.median(lc["from_image"])
+        print(f"create-from-image to first exec: {im * 1000:.0f} ms vs plain create "
+              f"{pm * 1000:.0f} ms   ratio {im / pm:.2f}x")
     finally:
         for v in capsem.vms() if svc.poll() is None else []:
             capsem.delete(v["id"])

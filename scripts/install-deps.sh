@@ -11,6 +11,7 @@ qemu-system-x86 qemu-utils
 mmdebstrap squashfs-tools erofs-utils cpio kmod e2fsprogs dpkg-dev zstd
 python3 python3-pytest python3-psutil python3-pytest-xdist python3-pytest-timeout
 tmux sqlite3 jq curl ca-certificates openssl
+nodejs
 "
 
 missing=""
@@ -19,6 +20,8 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
+# tests/mcp (MCP TypeScript SDK) needs npm; some nodejs builds bring their own.
+if ! command -v npm >/dev/null 2>&1; then missing="$missing npm"; fi
 
 if [ -z "$missing" ]; then
     echo "install-deps: all packages present"

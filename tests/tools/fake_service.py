@@ -1,18 +1,26 @@
 #!/usr/bin/env python3
 """Fake capsem-service for testing the capsem CLI without VMs.
 
-Serves a subset of the service API (surface.md section 5) over a UNIX socket:
-GET /version, POST /vms/create, GET /vms/list, GET /vms/{id}/info,
-POST /vms/{id}/exec, DELETE /vms/{id}/delete, POST /vms/{id}/resume, POST /run.
-"exec" runs the command with /bin/bash -c on this host (in a scratch
-directory), so byte-exact output, exit codes and timeouts can be checked.
+Serves the service API routes the CLI uses (surface.md section 5) over a
+UNIX socket, with the JSON shapes and state rules of sections 3 and 5:
+GET /version, GET /status, POST /vms/create, GET /vms/list, POST /run,
+/vms/{id}/ info, status, exec, delete, stop, pause, resume (alias start),
+save, fork, logs, history, files/content (GET and POST); POST /purge;
+GET /images/list, GET /images/{name}/info, DELETE /images/{name}/delete.
+"exec" runs the command with /bin/bash -c on this host in the VM's own
+workspace directory (its "/root"), so byte-exact output, exit codes,
+timeouts and cp round trips can be checked. With --netns the command runs in
+new user, mount and network namespaces (`unshare -rnm`) with the VM's
+directory mounted on /root, so the "guest" sees only `lo` and its own /root.
 Each VM also gets a terminal socket (<id>-ws.sock) speaking WebSocket on
 /terminal and relaying to a bash on a host PTY, framed like capsem-process
 (binary frames = PTY bytes, text frame {"type":"resize",...}).
 
 Usage: fake_service.py --uds-path PATH [--version V] [--max-output N]
-                       [--run-delay SECS] [--log FILE]
-The socket appears once the server is ready; SIGTERM stops it.
+                       [--run-delay SECS] [--exec-delay SECS] [--netns]
+                       [--accel kvm|tcg] [--log FILE]
+The socket appears once the server is ready; service.pid is written next to
+it; SIGTERM stops it (and removes both).
 """
 import argparse
 import base64
@@ -22,6 +30,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import socket
 import socketserver
@@ -31,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler
 
@@ -48,6 +58,8 @@ class State:
         self.inst_dir = os.path.join(self.run_dir, "instances")
         os.makedirs(self.inst_dir, mode=0o700, exist_ok=True)
         self.term_servers = {}
+        self.images = {}  # name -> ImageInfo (without in_use_by)
+        self.scratch = tempfile.mkdtemp(prefix="fake-service-")
 
     def find(self, ref):
         for vm in self.vms:
@@ -71,6 +83,35 @@ def check_ref(ref):
         raise HttpError(400, "invalid VM reference: %s" % ref)
 
 
+def now_rfc3339():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+ACTIONS = {"Running": ["pause", "stop", "fork", "delete"], "Stopped": ["start", "fork", "delete"],
+           "Suspended": ["resume", "fork", "delete"], "Defunct": ["start", "delete"]}
+
+
+def set_status(vm, status):
+    vm["status"] = status
+    acts = list(ACTIONS[status])
+    if status == "Running" and not vm["persistent"]:
+        acts.remove("pause")
+    vm["available_actions"] = acts
+    vm["pid"] = os.getpid() if status == "Running" else 0
+    vm["can_resume"] = status != "Running"
+    if status == "Running":
+        vm["started"] = time.time()
+
+
+def provision(vm):
+    return {k: vm[k] for k in ("id", "name", "profile_id", "status", "persistent",
+                               "can_resume", "available_actions", "uds_path")}
+
+
+def vm_log(vm, line):
+    vm["process_log"] += "%s %s\n" % (now_rfc3339(), line)
+
+
 def sandbox_info(vm, detailed=False):
     info = {k: vm[k] for k in (
         "id", "name", "profile_id", "status", "persistent", "pid", "cpus", "ram_mb", "image",
@@ -79,19 +120,26 @@ def sandbox_info(vm, detailed=False):
     if vm["status"] == "Running":
         info["uptime_secs"] = int(time.time() - vm["started"]) + vm.get("uptime_offset", 0)
     if detailed:
-        info.update(size_bytes=vm.get("size_bytes", 12345678), accel="tcg", total_requests=0,
+        info.update(size_bytes=vm.get("size_bytes", 12345678), accel=vm.get("accel", "tcg"),
+                    total_requests=0,
                     allowed_requests=0, denied_requests=0, total_tool_calls=0)
     return info
 
 
-def run_command(state, command, timeout):
+def run_command(state, command, timeout, cwd=None):
     """Runs command like the guest agent would; returns an ExecResponse."""
     if not command:
         raise HttpError(400, "command must not be empty")
     cap = state.args.max_output
+    time.sleep(state.args.exec_delay)
     start = time.time()
-    with tempfile.TemporaryDirectory() as cwd:
-        p = subprocess.Popen(["/bin/bash", "-c", command], cwd=cwd, stdin=subprocess.DEVNULL,
+    with tempfile.TemporaryDirectory() as scratch:
+        argv = ["/bin/bash", "-c", command]
+        if state.args.netns:  # own network namespace; the VM's directory mounted on /root
+            argv = ["unshare", "-rnm", "/bin/bash", "-c",
+                    'mount --bind "$1" /root && cd /root && exec /bin/bash -c "$2"',
+                    "fake-guest", cwd or scratch, command]
+        p = subprocess.Popen(argv, cwd=cwd or scratch, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              start_new_session=True)
         timed_out = False
@@ -120,7 +168,10 @@ def create_vm(state, body):
         raise HttpError(400, "cpus must be between 1 and 8")
     if not isinstance(ram, int) or not 256 <= ram <= 16384:
         raise HttpError(400, "ram_mb must be between 256 and 16384")
+    image = body.get("image", body.get("from"))
     with state.lock:
+        if image is not None and image not in state.images:
+            raise HttpError(404, "image not found: %s" % image)
         if name is not None:
             if not isinstance(name, str) or not NAME_RE.match(name):
                 raise HttpError(400, "invalid name: %s" % name)
@@ -132,14 +183,16 @@ def create_vm(state, body):
             name = "%s-%d" % (profile, n)
         vid = str(uuid.uuid4())
         persistent = bool(body.get("name")) or bool(body.get("persistent"))
-        vm = {"id": vid, "name": name, "profile_id": profile, "status": "Running",
-              "persistent": persistent, "pid": os.getpid(), "cpus": cpus, "ram_mb": ram,
-              "image": None, "base_version": "2026.11.1",
-              "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "last_error": None, "can_resume": False, "resume_blocked_reason": None,
-              "available_actions": (["pause"] if persistent else []) + ["stop", "fork", "delete"],
-              "uds_path": os.path.join(state.inst_dir, vid + ".sock"), "started": time.time(),
-              "env": body.get("env", {}), "owner_pid": body.get("owner_pid")}
+        vm = {"id": vid, "name": name, "profile_id": profile, "persistent": persistent,
+              "cpus": cpus, "ram_mb": ram, "image": image, "base_version": "2026.11.1",
+              "created_at": now_rfc3339(), "last_error": None, "resume_blocked_reason": None,
+              "uds_path": os.path.join(state.inst_dir, vid + ".sock"),
+              "env": body.get("env", {}), "owner_pid": body.get("owner_pid"),
+              "root": os.path.join(state.scratch, vid), "history": [],
+              "process_log": "", "serial_log": "[    0.000000] Linux version 6.1 (fake)\n"}
+        set_status(vm, "Running")
+        os.makedirs(vm["root"])
+        vm_log(vm, "capsem-process: VM %s created" % name)
         state.vms.append(vm)
     start_terminal(state, vm)
     return vm
@@ -149,6 +202,7 @@ def delete_vm(state, vm):
     with state.lock:
         if vm in state.vms:
             state.vms.remove(vm)
+    shutil.rmtree(vm["root"], ignore_errors=True)
     srv = state.term_servers.pop(vm["id"], None)
     if srv:
         srv.shutdown()
@@ -332,27 +386,46 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self, method):
         st = self.server.state
-        path = self.path.split("?")[0]
+        path, _, query = self.path.partition("?")
+        self.query = {k: v[-1] for k, v in urllib.parse.parse_qs(query,
+                                                              keep_blank_values=True).items()}
         routes = {("GET", "/version"): lambda: {"version": st.args.version},
+                  ("GET", "/status"): lambda: self.status(),
                   ("GET", "/vms/list"): lambda: {
                       "sandboxes": [sandbox_info(v) for v in st.vms]},
                   ("POST", "/vms/create"): lambda: self.create(),
-                  ("POST", "/run"): lambda: self.run()}
+                  ("POST", "/run"): lambda: self.run(),
+                  ("POST", "/purge"): lambda: self.purge(),
+                  ("GET", "/images/list"): lambda: {
+                      "images": [self.image_info(st.images[n]) for n in sorted(st.images)]}}
         if (method, path) in routes:
             return self.reply(200, routes[(method, path)]())
-        m = re.match(r"^/vms/([^/]*)/([a-z]+)$", path)
+        if path in {p for _, p in routes}:
+            return self.reply(405, None)
+        m = re.match(r"^/images/([^/]*)/([a-z]+)$", path)
+        if m:
+            return self.image_route(method, urllib.parse.unquote(m.group(1)), m.group(2))
+        m = re.match(r"^/vms/([^/]*)/([a-z/]+)$", path)
         if not m:
             return self.reply(404, None)
-        ref, action = m.group(1), m.group(2)
-        check_ref(ref)
-        allowed = {"info": "GET", "exec": "POST", "delete": "DELETE", "resume": "POST"}
+        ref, action = urllib.parse.unquote(m.group(1)), m.group(2)
+        allowed = {"info": "GET", "status": "GET", "exec": "POST", "delete": "DELETE",
+                   "resume": "POST", "start": "POST", "stop": "POST", "pause": "POST",
+                   "save": "POST", "fork": "POST", "logs": "GET", "history": "GET",
+                   "files/content": ("GET", "POST")}
         if action not in allowed:
             return self.reply(404, None)
-        if allowed[action] != method:
+        if method not in allowed[action] or (action != "files/content" and
+                                             method != allowed[action]):
             return self.reply(405, None)
+        check_ref(ref)
         vm = st.find(ref)
         if not vm:
             raise HttpError(404, "VM not found: %s" % ref)
+        if action == "files/content":
+            return self.files_get(vm) if method == "GET" else self.files_post(vm)
+        if action == "start":
+            action = "resume"
         return self.reply(200, getattr(self, "vm_" + action)(vm))
 
     def handle_any(self, method):
@@ -392,17 +465,188 @@ class Handler(BaseHTTPRequestHandler):
         if vm["status"] != "Running":
             raise HttpError(409, "cannot exec VM in state %s" % vm["status"])
         body = self.body()
-        return run_command(self.server.state, body.get("command"), body.get("timeout_secs"))
+        started = now_rfc3339()
+        r = run_command(self.server.state, body.get("command"), body.get("timeout_secs"),
+                        cwd=vm["root"])
+        vm["history"].append({"timestamp": started, "layer": "exec",
+                              "command": body.get("command"), "exit_code": r["exit_code"],
+                              "duration_ms": r["duration_ms"],
+                              "stdout_preview": r["stdout"][:200],
+                              "stderr_preview": r["stderr"][:200]})
+        vm_log(vm, "exec: %s -> %d" % (body.get("command"), r["exit_code"]))
+        return r
 
     def vm_delete(self, vm):
         delete_vm(self.server.state, vm)
         return {"success": True}
 
+    def status(self):
+        st = self.server.state
+        count = {k: sum(1 for v in st.vms if v["status"] == k)
+                 for k in ("Running", "Stopped", "Suspended", "Defunct")}
+        return {"service": "capsem-service", "version": st.args.version, "ready": True,
+                "accel": st.args.accel, "max_concurrent_vms": 10,
+                "vms": {"total": len(st.vms), "running": count["Running"],
+                        "stopped": count["Stopped"], "suspended": count["Suspended"],
+                        "defunct": count["Defunct"]}}
+
+    def vm_status(self, vm):
+        info = sandbox_info(vm)
+        return {k: info.get(k) for k in ("id", "name", "status", "pid", "persistent",
+                                         "uptime_secs", "created_at", "last_error",
+                                         "can_resume", "resume_blocked_reason",
+                                         "available_actions")}
+
     def vm_resume(self, vm):
-        vm["status"] = "Running"
-        vm["started"] = time.time()
-        return {k: vm[k] for k in ("id", "name", "profile_id", "status", "persistent",
-                                   "can_resume", "available_actions", "uds_path")}
+        if vm["status"] != "Running":
+            set_status(vm, "Running")
+            vm_log(vm, "capsem-process: resumed")
+        return provision(vm)
+
+    def vm_stop(self, vm):
+        st = self.server.state
+        if vm["status"] == "Stopped":
+            return {"success": True, "persistent": True}
+        if vm["status"] != "Running":
+            raise HttpError(409, "cannot stop VM in state %s" % vm["status"])
+        if vm["persistent"]:
+            set_status(vm, "Stopped")
+            vm_log(vm, "capsem-process: stopped")
+        else:
+            delete_vm(st, vm)
+        return {"success": True, "persistent": vm["persistent"]}
+
+    def vm_pause(self, vm):
+        if not vm["persistent"]:
+            raise HttpError(400, "ephemeral VMs cannot be suspended (persist first)")
+        if vm["status"] != "Running":
+            raise HttpError(409, "cannot pause VM in state %s" % vm["status"])
+        set_status(vm, "Suspended")
+        return {"success": True}
+
+    def vm_save(self, vm):
+        st = self.server.state
+        name = self.body().get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise HttpError(400, "invalid name: %s" % name)
+        with st.lock:
+            if vm["persistent"]:
+                raise HttpError(409, "VM is already persistent")
+            if vm["status"] != "Running":
+                raise HttpError(409, "cannot save VM in state %s" % vm["status"])
+            if any(v["name"] == name for v in st.vms):
+                raise HttpError(409, "name already taken: %s" % name)
+            vm["name"] = name
+            vm["persistent"] = True
+            set_status(vm, "Running")
+        return {"success": True, "name": name}
+
+    def vm_fork(self, vm):
+        st = self.server.state
+        body = self.body()
+        name = body.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise HttpError(400, "invalid image name: %s" % name)
+        with st.lock:
+            if name in st.images:
+                raise HttpError(409, "image name already taken: %s" % name)
+            if vm["status"] == "Defunct":
+                raise HttpError(409, "cannot fork VM in state Defunct")
+            st.images[name] = {"name": name, "description": body.get("description", ""),
+                               "profile_id": vm["profile_id"],
+                               "base_version": vm["base_version"], "arch": "x86_64",
+                               "size_bytes": 3 * 1024 * 1024, "created_at": now_rfc3339(),
+                               "forked_from": vm["name"], "source_vm_id": vm["id"]}
+        return {"name": name, "size_bytes": 3 * 1024 * 1024, "base_version": vm["base_version"]}
+
+    def vm_logs(self, vm):
+        tail = int(self.query.get("tail", "500"))
+        if not 1 <= tail <= 10000:
+            raise HttpError(400, "tail must be between 1 and 10000")
+
+        def cut(text):
+            lines = text.splitlines(keepends=True)
+            return "".join(lines[-tail:])
+        serial = cut(vm["serial_log"])
+        return {"logs": serial, "serial_logs": serial, "process_logs": cut(vm["process_log"])}
+
+    def vm_history(self, vm):
+        q = self.query
+        limit, offset = int(q.get("limit", "500")), int(q.get("offset", "0"))
+        search, layer = q.get("search", ""), q.get("layer", "all")
+        rows = [] if layer == "audit" else [h for h in reversed(vm["history"])
+                                            if search in h["command"]]
+        return {"commands": rows[offset:offset + limit], "total": len(rows),
+                "has_more": offset + limit < len(rows)}
+
+    def workspace_path(self, vm):
+        path = self.query.get("path", "")
+        rel = path[len("/root"):].lstrip("/") if path == "/root" or \
+            path.startswith("/root/") else path
+        if path.startswith("/") and not (path == "/root" or path.startswith("/root/")):
+            raise HttpError(403, "path escapes the workspace")
+        if ".." in rel.split("/"):
+            raise HttpError(400, "path must not contain ..")
+        return os.path.join(vm["root"], rel), path
+
+    def files_get(self, vm):
+        full, path = self.workspace_path(vm)
+        if os.path.isdir(full):
+            raise HttpError(400, "%s is a directory" % path)
+        if not os.path.isfile(full):
+            raise HttpError(404, "file not found: %s" % path)
+        data = open(full, "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Disposition",
+                         'attachment; filename="%s"' % os.path.basename(full))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def files_post(self, vm):
+        if vm["status"] in ("Suspended", "Defunct"):
+            raise HttpError(409, "cannot write files of VM in state %s" % vm["status"])
+        full, path = self.workspace_path(vm)
+        n = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(n) if n else b""
+        if os.path.isdir(full):
+            raise HttpError(400, "%s is a directory" % path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(data)
+        return self.reply(200, {"success": True, "size": len(data)})
+
+    def purge(self):
+        st = self.server.state
+        purge_all = bool(self.body().get("all", False))
+        gone = [v for v in list(st.vms) if purge_all or not v["persistent"]]
+        for v in gone:
+            delete_vm(st, v)
+        p = sum(1 for v in gone if v["persistent"])
+        return {"purged": len(gone), "persistent_purged": p, "ephemeral_purged": len(gone) - p}
+
+    def image_info(self, img):
+        users = [v["name"] for v in self.server.state.vms if v["image"] == img["name"]]
+        return dict(img, in_use_by=users)
+
+    def image_route(self, method, name, action):
+        st = self.server.state
+        allowed = {"info": "GET", "delete": "DELETE"}
+        if action not in allowed:
+            return self.reply(404, None)
+        if method != allowed[action]:
+            return self.reply(405, None)
+        img = st.images.get(name)
+        if not img:
+            raise HttpError(404, "image not found: %s" % name)
+        if action == "info":
+            return self.reply(200, self.image_info(img))
+        users = self.image_info(img)["in_use_by"]
+        if users:
+            raise HttpError(409, "image in use by: %s" % ", ".join(users))
+        del st.images[name]
+        return self.reply(200, {"success": True})
 
 
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -415,6 +659,9 @@ def main():
     ap.add_argument("--version", default="0.1.0")
     ap.add_argument("--max-output", type=int, default=10 * 1024 * 1024)
     ap.add_argument("--run-delay", type=float, default=0.0)
+    ap.add_argument("--exec-delay", type=float, default=0.0)
+    ap.add_argument("--netns", action="store_true")
+    ap.add_argument("--accel", default="tcg")
     ap.add_argument("--log", default=None)
     ap.add_argument("--preload", default=None,
                     help="JSON list of VM specs to create at start (fields of SandboxInfo)")
@@ -429,6 +676,8 @@ def main():
     if args.preload:
         for spec in json.loads(args.preload):
             vm = create_vm(state, {"name": spec.get("name")})
+            if "status" in spec:
+                set_status(vm, spec["status"])
             vm.update(spec)
     tmp = args.uds_path + ".tmp"
     if os.path.exists(tmp):
@@ -437,12 +686,18 @@ def main():
     srv.state = state
     os.chmod(tmp, 0o600)
     os.rename(tmp, args.uds_path)  # appears only when ready
+    pid_path = os.path.join(state.run_dir, "service.pid")
+    with open(pid_path, "w") as f:
+        f.write("%d\n" % os.getpid())
     signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=srv.shutdown).start())
     log("listening on %s (version %s)" % (args.uds_path, args.version))
     srv.serve_forever()
     os.unlink(args.uds_path)
+    if os.path.exists(pid_path):
+        os.unlink(pid_path)
     for vm in list(state.vms):
         delete_vm(state, vm)
+    shutil.rmtree(state.scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

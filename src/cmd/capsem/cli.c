@@ -14,9 +14,13 @@
 #include "base/util.h"
 #include "cli/autostart.h"
 #include "cli/format.h"
+#include "cli/svcctl.h"
 
 static const struct cli_command *const commands[] = {
-    &cmd_run, &cmd_create, &cmd_exec, &cmd_shell, &cmd_list, &cmd_info, &cmd_delete, &cmd_version,
+    &cmd_run,    &cmd_create,  &cmd_shell,  &cmd_exec,    &cmd_list,  &cmd_info,
+    &cmd_resume, &cmd_suspend, &cmd_stop,   &cmd_restart, &cmd_delete, &cmd_persist,
+    &cmd_fork,   &cmd_image,   &cmd_cp,     &cmd_logs,    &cmd_history, &cmd_purge,
+    &cmd_doctor, &cmd_setup,   &cmd_service, &cmd_version,
 };
 
 static const struct cli_opt global_opts[] = {OPT_ROW_UDS};
@@ -28,6 +32,15 @@ bool cli_write(int fd, const void *data, size_t len)
     fflush(stdout); /* keep the order of stdio text and raw bytes */
     fflush(stderr);
     return len == 0 || fd_write_all(fd, data, len) == 0;
+}
+
+int cli_print_buf(struct buf *b)
+{
+    bool ok = cli_write(STDOUT_FILENO, buf_head(b), b->len);
+    buf_free(b);
+    if (!ok)
+        return cli_failf("writing output: %s", strerror(errno));
+    return EXIT_OK;
 }
 
 int cli_fail(const struct err *e)
@@ -49,6 +62,16 @@ int cli_failf(const char *fmt, ...)
 
 /* ---------- help ---------- */
 
+static void print_command_line(FILE *f, const struct cli_command *c)
+{
+    char label[40];
+    const char *alias = c->alias ? strrchr(c->alias, ' ') : NULL;
+    alias = alias ? alias + 1 : c->alias;
+    snprintf(label, sizeof(label), "%s%s%s%s", c->name, alias ? " (" : "", alias ? alias : "",
+             alias ? ")" : "");
+    fprintf(f, "  %-18s %s\n", label, c->summary);
+}
+
 static void print_main_help(FILE *f)
 {
     fputs("capsem - air-gapped Linux VMs for AI agents\n\n"
@@ -56,22 +79,32 @@ static void print_main_help(FILE *f)
           f);
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
         const struct cli_command *c = commands[i];
-        char label[32];
-        snprintf(label, sizeof(label), "%s%s%s%s", c->name, c->alias ? " (" : "",
-                 c->alias ? c->alias : "", c->alias ? ")" : "");
-        fprintf(f, "  %-14s %s\n", label, c->summary);
+        if (!c->subs)
+            print_command_line(f, c);
+        for (size_t k = 0; c->subs && k < c->nsubs; k++)
+            print_command_line(f, c->subs[k]);
     }
     fputs("\nGlobal options:\n"
           "  --uds-path PATH  service socket (also CAPSEM_UDS_PATH); disables auto-start\n"
           "  -h, --help       show help\n\n"
           "Environment: CAPSEM_HOME (~/.capsem), CAPSEM_RUN_DIR ($CAPSEM_HOME/run),\n"
-          "CAPSEM_UDS_PATH ($CAPSEM_RUN_DIR/service.sock).\n\n"
+          "CAPSEM_UDS_PATH ($CAPSEM_RUN_DIR/service.sock), CAPSEM_ASSETS_SOURCE (setup).\n\n"
           "Examples:\n"
           "  capsem run -- uname -a\n"
           "  capsem create -n dev && capsem exec dev -- ls /root\n"
-          "  capsem shell\n\n"
+          "  capsem shell\n"
+          "  capsem doctor\n\n"
           "Run 'capsem COMMAND --help' for more on a command.\n",
           f);
+}
+
+static void print_group_help(const struct cli_command *g)
+{
+    printf("Usage: capsem %s\n\n%s\n\nCommands:\n", g->usage, g->description);
+    for (size_t k = 0; k < g->nsubs; k++)
+        print_command_line(stdout, g->subs[k]);
+    printf("\nExamples:\n%s\nRun 'capsem %s COMMAND --help' for more on a command.\n",
+           g->examples, g->name);
 }
 
 static void print_command_help(const struct cli_command *c)
@@ -115,6 +148,27 @@ struct opt_ctx {
     struct cmd_opts *o;
 };
 
+/* Value-less flags. */
+static int on_flag(struct cmd_opts *o, int id, struct err **errp)
+{
+    bool *flags[] = {
+        [OPT_SERIAL] = &o->serial,
+        [OPT_PROCESS] = &o->process,
+        [OPT_FOLLOW] = &o->follow,
+        [OPT_ALL] = &o->all,
+        [OPT_YES] = &o->yes,
+        [OPT_QUICK] = &o->quick,
+        [OPT_FORCE] = &o->force,
+        [OPT_NON_INTERACTIVE] = &o->non_interactive,
+        [OPT_NO_SERVICE] = &o->no_service,
+        [OPT_VMS] = &o->vms,
+    };
+    if (id < 0 || (size_t)id >= ARRAY_SIZE(flags) || !flags[id])
+        return err_set(errp, EINVAL, "unhandled option");
+    *flags[id] = true;
+    return 0;
+}
+
 static int on_opt(void *p, const struct cli_opt *opt, const char *value, struct err **errp)
 {
     struct opt_ctx *oc = p;
@@ -143,6 +197,22 @@ static int on_opt(void *p, const struct cli_opt *opt, const char *value, struct 
     case OPT_JSON:
         o->json = true;
         return 0;
+    case OPT_IMAGE:
+        o->image = value;
+        return 0;
+    case OPT_TAIL:
+        return cli_parse_count("--tail", value, 1000000, &o->tail, errp);
+    case OPT_SEARCH:
+        o->search = value;
+        return 0;
+    case OPT_DESC:
+        o->desc = value;
+        return 0;
+    case OPT_ASSETS_FROM:
+        o->assets_from = value;
+        return 0;
+    default:
+        return on_flag(o, opt->id, errp);
     }
     return err_set(errp, EINVAL, "unhandled option");
 }
@@ -150,6 +220,8 @@ static int on_opt(void *p, const struct cli_opt *opt, const char *value, struct 
 int cli_spec_body(const struct cmd_opts *o, json_t *body)
 {
     int rc = 0;
+    if (o->image)
+        rc |= json_object_set_new(body, "image", json_string(o->image));
     if (o->profile)
         rc |= json_object_set_new(body, "profile_id", json_string(o->profile));
     if (o->cpus)
@@ -189,15 +261,25 @@ static void ctx_free(struct cli_ctx *ctx)
     free(ctx->socket);
 }
 
-struct cli_client *cli_connect(struct cli_ctx *ctx, struct err **errp)
+static struct cli_autostart autostart_cfg(const struct cli_ctx *ctx)
+{
+    return (struct cli_autostart){.home = ctx->home,
+                                  .run_dir = ctx->run_dir,
+                                  .allowed = !ctx->socket_explicit,
+                                  .systemd = cli_unit_applies(),
+                                  .wait_ms = CLI_START_WAIT_MS};
+}
+
+struct cli_client *cli_connect_ex(struct cli_ctx *ctx, bool first_use, struct err **errp)
 {
     if (ctx->client)
         return ctx->client;
+    if (first_use && !ctx->socket_explicit && cli_first_use(ctx, errp) < 0)
+        return NULL;
     struct cli_client *c = cli_client_new(ctx->socket, CLI_MAX_RESPONSE, errp);
     if (!c)
         return NULL;
-    struct cli_autostart a = {ctx->home, ctx->run_dir, !ctx->socket_explicit, NULL,
-                              CLI_START_WAIT_MS};
+    struct cli_autostart a = autostart_cfg(ctx);
     _cleanup_free_ char *version = NULL;
     bool started = false;
     if (cli_service_ensure(c, &a, &version, &started, errp) < 0) {
@@ -210,13 +292,39 @@ struct cli_client *cli_connect(struct cli_ctx *ctx, struct err **errp)
     return c;
 }
 
+struct cli_client *cli_connect(struct cli_ctx *ctx, struct err **errp)
+{
+    return cli_connect_ex(ctx, true, errp);
+}
+
+struct cli_client *cli_probe(struct cli_ctx *ctx, char **version)
+{
+    struct cli_client *c = cli_client_new(ctx->socket, CLI_MAX_RESPONSE, NULL);
+    char *v = NULL;
+    if (!c || cli_service_version(c, &v, NULL) < 0) {
+        cli_client_free(c);
+        return NULL;
+    }
+    if (version)
+        *version = v;
+    else
+        free(v);
+    return c;
+}
+
 int cli_vm_info(struct cli_ctx *ctx, const char *ref, json_t **out, struct err **errp)
 {
+    return cli_vm_call(ctx, "GET", ref, "/info", NULL, out, errp);
+}
+
+int cli_vm_call(struct cli_ctx *ctx, const char *method, const char *ref, const char *suffix,
+                const json_t *body, json_t **out, struct err **errp)
+{
     struct cli_client *c = cli_connect(ctx, errp);
-    _cleanup_free_ char *path = c ? cli_vm_path(ref, "/info", errp) : NULL;
+    _cleanup_free_ char *path = c ? cli_vm_path(ref, suffix, errp) : NULL;
     if (!path)
         return -1;
-    return cli_client_call(c, "GET", path, NULL, CLI_CALL_TIMEOUT, out, errp);
+    return cli_client_call(c, method, path, body, CLI_CALL_TIMEOUT, out, errp);
 }
 
 /* ---------- dispatch ---------- */
@@ -227,6 +335,18 @@ static const struct cli_command *find_command(const char *name)
         if (strcmp(commands[i]->name, name) == 0 ||
             (commands[i]->alias && strcmp(commands[i]->alias, name) == 0))
             return commands[i];
+    return NULL;
+}
+
+/* "<group> <word>" among the group's sub-commands (names and aliases). */
+static const struct cli_command *find_sub(const struct cli_command *g, const char *word)
+{
+    char full[128];
+    snprintf(full, sizeof(full), "%s %s", g->name, word);
+    for (size_t k = 0; k < g->nsubs; k++)
+        if (strcmp(g->subs[k]->name, full) == 0 ||
+            (g->subs[k]->alias && strcmp(g->subs[k]->alias, full) == 0))
+            return g->subs[k];
     return NULL;
 }
 
@@ -305,10 +425,24 @@ int capsem_main(int argc, char **argv)
         return EXIT_OK;
     }
     const struct cli_command *c = find_command(argv[idx]);
+    char msg[256];
     if (!c) {
-        char msg[256];
         snprintf(msg, sizeof(msg), "unknown command: %s", argv[idx]);
         return cli_usage(NULL, msg);
+    }
+    if (c->subs) {
+        const char *word = idx + 1 < argc ? argv[idx + 1] : NULL;
+        if (!word || strcmp(word, "-h") == 0 || strcmp(word, "--help") == 0) {
+            print_group_help(c);
+            return EXIT_OK;
+        }
+        const struct cli_command *sub = find_sub(c, word);
+        if (!sub) {
+            snprintf(msg, sizeof(msg), "unknown command: %s %s", c->name, word);
+            return cli_usage(c, msg);
+        }
+        c = sub;
+        idx++;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return cli_failf("cannot initialise libcurl");

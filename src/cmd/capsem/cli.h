@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "cli/args.h"
 #include "cli/client.h"
@@ -27,6 +28,9 @@ struct cli_ctx {
     struct cli_client *client; /* after cli_connect() */
 };
 
+/* Exit code of a command interrupted by SIGINT (doctor). */
+#define EXIT_INTERRUPTED 130
+
 /* Option ids shared by every command's option table. */
 enum cli_opt_id {
     OPT_UDS = 1,
@@ -38,6 +42,21 @@ enum cli_opt_id {
     OPT_TIMEOUT,
     OPT_QUIET,
     OPT_JSON,
+    OPT_IMAGE,
+    OPT_TAIL,
+    OPT_SERIAL,
+    OPT_PROCESS,
+    OPT_FOLLOW,
+    OPT_ALL,
+    OPT_YES,
+    OPT_SEARCH,
+    OPT_DESC,
+    OPT_QUICK,
+    OPT_FORCE,
+    OPT_NON_INTERACTIVE,
+    OPT_ASSETS_FROM,
+    OPT_NO_SERVICE,
+    OPT_VMS,
 };
 
 /* Parsed flag values; 0/NULL = not given. */
@@ -50,6 +69,16 @@ struct cmd_opts {
     json_t *env; /* object, owned; NULL when no -e */
     bool quiet;
     bool json;
+    const char *image;
+    int64_t tail; /* 0: not given */
+    bool serial, process, follow;
+    bool all, yes;
+    const char *search;
+    const char *desc;
+    bool quick;
+    bool force, non_interactive, no_service;
+    const char *assets_from;
+    bool vms;
 };
 
 struct cli_command {
@@ -66,11 +95,23 @@ struct cli_command {
     int max_pos;         /* -1: any number */
     const char *missing; /* names of the required slots, in order: "VM COMMAND" */
     int (*run)(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_args *a);
+    /* A command group (`image`, `service`): run is NULL and the next word
+     * picks one of subs, whose names are "<group> <word>". */
+    const struct cli_command *const *subs;
+    size_t nsubs;
 };
 
 /* Command table entries, defined next to their implementations. */
 extern const struct cli_command cmd_run, cmd_create, cmd_exec, cmd_shell, cmd_list, cmd_info,
     cmd_delete, cmd_version;
+extern const struct cli_command cmd_resume, cmd_suspend, cmd_stop, cmd_restart, cmd_persist,
+    cmd_purge;                                                      /* cmd_state.c */
+extern const struct cli_command cmd_logs, cmd_history;              /* cmd_logs.c */
+extern const struct cli_command cmd_fork, cmd_image;                /* cmd_image.c */
+extern const struct cli_command cmd_cp;                             /* cmd_cp.c */
+extern const struct cli_command cmd_doctor;                         /* cmd_doctor.c */
+extern const struct cli_command cmd_setup;                          /* cmd_setup.c */
+extern const struct cli_command cmd_service;                        /* cmd_service.c */
 
 /* Common option rows, for the commands' tables. */
 #define OPT_ROW_UDS                                                                                \
@@ -78,15 +119,30 @@ extern const struct cli_command cmd_run, cmd_create, cmd_exec, cmd_shell, cmd_li
         OPT_UDS, "uds-path", 0, "PATH", "service socket (no auto-start)"                           \
     }
 #define OPT_ROWS_VM_SPEC                                                                           \
-    {OPT_PROFILE, "profile", 0, "P", "rootfs profile: code (default) or minimal"},                 \
+    {OPT_IMAGE, "image", 0, "IMG", "start from image IMG (see capsem fork)"},                      \
+        {OPT_PROFILE, "profile", 0, "P", "rootfs profile: code (default) or minimal"},             \
         {OPT_CPU, "cpu", 0, "N", "virtual CPUs (default: vm.cpus)"},                               \
         {OPT_RAM, "ram", 0, "SIZE", "memory: whole GiB (4) or 512M, 2G (default: vm.ram_mb)"},     \
     {                                                                                              \
         OPT_ENV, NULL, 'e', "K=V", "environment variable for the guest (repeatable)"               \
     }
 
-/* Connects to the service (auto-starting it when allowed) once per run. */
+/* Connects to the service once per run: first-use setup when
+ * assets/manifest.json is missing, auto-start when nobody listens (both only
+ * when the socket was not chosen explicitly). */
 struct cli_client *cli_connect(struct cli_ctx *ctx, struct err **errp);
+/* Same; first_use false skips the first-use setup (doctor, service). */
+struct cli_client *cli_connect_ex(struct cli_ctx *ctx, bool first_use, struct err **errp);
+/* A client for the socket without auto-start (NULL when nobody answers
+ * GET /version); *version gets the service's version when not NULL. */
+struct cli_client *cli_probe(struct cli_ctx *ctx, char **version);
+
+/* Runs `capsem setup --non-interactive` (steps on stderr) when
+ * <home>/assets/manifest.json is missing (cmd_setup.c). */
+int cli_first_use(struct cli_ctx *ctx, struct err **errp);
+
+/* Prints a rendered buffer on stdout and frees it; EXIT_OK or EXIT_ERROR. */
+int cli_print_buf(struct buf *b);
 
 /* Prints `Error: <message>` on stderr and returns EXIT_ERROR. */
 int cli_fail(const struct err *e);
@@ -100,6 +156,9 @@ int cli_spec_body(const struct cmd_opts *o, json_t *body);
 
 /* GET /vms/<ref>/info; *out owned by the caller. */
 int cli_vm_info(struct cli_ctx *ctx, const char *ref, json_t **out, struct err **errp);
+/* POST (or other method) /vms/<ref><suffix> with body (may be NULL). */
+int cli_vm_call(struct cli_ctx *ctx, const char *method, const char *ref, const char *suffix,
+                const json_t *body, json_t **out, struct err **errp);
 
 /* Attaches the local terminal to the terminal socket of the VM whose instance
  * socket is uds_path. Returns CLI_ATTACH_EXITED when the guest shell ended,

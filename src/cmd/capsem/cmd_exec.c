@@ -120,8 +120,8 @@ static const struct cli_opt run_opts[] = {
 
 const struct cli_command cmd_run = {
     .name = "run",
-    .usage = "run [--profile P] [--cpu N] [--ram SIZE] [-e K=V]... [--timeout SECS] [--] "
-             "COMMAND...",
+    .usage = "run [--image IMG] [--profile P] [--cpu N] [--ram SIZE] [-e K=V]... "
+             "[--timeout SECS] [--] COMMAND...",
     .summary = "Run a command in a fresh VM, then destroy it",
     .description = "Boots a fresh ephemeral VM, runs COMMAND in it like `capsem exec`, and\n"
                    "destroys the VM (also on error or interrupt). Flags end at the first\n"

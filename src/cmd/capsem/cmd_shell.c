@@ -16,7 +16,7 @@ struct target {
 
 static bool has_spec_flags(const struct cmd_opts *o)
 {
-    return o->profile || o->cpus || o->ram_mb || o->env;
+    return o->image || o->profile || o->cpus || o->ram_mb || o->env;
 }
 
 static int create_vm(struct cli_ctx *ctx, const struct cmd_opts *o, json_t **out, struct err **errp)
@@ -85,8 +85,8 @@ static int run_shell(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_a
 {
     const char *ref = a->npos ? a->pos[0] : NULL;
     if (ref && (o->name || has_spec_flags(o)))
-        return cli_usage(&cmd_shell, "give either a VM to attach to or -n/--profile/--cpu/"
-                                     "--ram/-e to create one, not both");
+        return cli_usage(&cmd_shell, "give either a VM to attach to or -n/--image/--profile/"
+                                     "--cpu/--ram/-e to create one, not both");
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
         return cli_failf("shell needs a terminal");
     _cleanup_err_ struct err *e = NULL;
@@ -121,7 +121,8 @@ static const struct cli_opt shell_opts[] = {
 
 const struct cli_command cmd_shell = {
     .name = "shell",
-    .usage = "shell [VM] [-n NAME] [--profile P] [--cpu N] [--ram SIZE] [-e K=V]...",
+    .usage = "shell [VM] [-n NAME] [--image IMG] [--profile P] [--cpu N] [--ram SIZE] "
+             "[-e K=V]...",
     .summary = "Open an interactive shell in a VM",
     .description = "Opens a login shell in a VM on this terminal (needs a TTY).\n"
                    "With VM: attaches to it (resuming it first if Stopped or Suspended).\n"
@@ -130,7 +131,8 @@ const struct cli_command cmd_shell = {
                    "Ctrl-] detaches; the session also ends when the guest shell exits.",
     .examples = "  capsem shell\n"
                 "  capsem shell dev\n"
-                "  capsem shell -n scratch --profile minimal --ram 1\n",
+                "  capsem shell -n scratch --profile minimal --ram 1\n"
+                "  capsem shell --image py-base\n",
     .opts = shell_opts,
     .nopts = ARRAY_SIZE(shell_opts),
     .stop_after = -1,

@@ -11,16 +11,6 @@
 #include "cli/autostart.h"
 #include "cli/render.h"
 
-/* Prints a rendered buffer on stdout. */
-static int print_buf(struct buf *b)
-{
-    bool ok = cli_write(STDOUT_FILENO, buf_head(b), b->len);
-    buf_free(b);
-    if (!ok)
-        return cli_failf("writing output: %s", strerror(errno));
-    return EXIT_OK;
-}
-
 /* ---------- create ---------- */
 
 static int run_create(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_args *a)
@@ -49,14 +39,16 @@ static const struct cli_opt create_opts[] = {
 
 const struct cli_command cmd_create = {
     .name = "create",
-    .usage = "create [-n NAME] [--profile P] [--cpu N] [--ram SIZE] [-e K=V]...",
+    .usage = "create [-n NAME] [--image IMG] [--profile P] [--cpu N] [--ram SIZE] [-e K=V]...",
     .summary = "Create a VM and leave it running",
     .description = "Creates a VM and prints its id once it is up. Without -n the VM is\n"
                    "ephemeral (gets a generated name, destroyed when stopped); with -n it is\n"
-                   "persistent (its disks survive stop, suspend and restarts).",
+                   "persistent (its disks survive stop, suspend and restarts). --image starts\n"
+                   "from an image made with `capsem fork` (it does not make the VM persistent).",
     .examples = "  capsem create\n"
                 "  capsem create -n dev --cpu 4 --ram 8\n"
-                "  capsem create -n small --profile minimal --ram 512M -e DEBUG=1\n",
+                "  capsem create -n small --profile minimal --ram 512M -e DEBUG=1\n"
+                "  capsem create -n work2 --image py-base\n",
     .opts = create_opts,
     .nopts = ARRAY_SIZE(create_opts),
     .stop_after = -1,
@@ -81,7 +73,7 @@ static int run_list(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_ar
         buf_free(&b);
         return cli_fail(e);
     }
-    return print_buf(&b);
+    return cli_print_buf(&b);
 }
 
 static const struct cli_opt list_opts[] = {
@@ -123,7 +115,7 @@ static int run_info(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_ar
         buf_free(&b);
         return cli_fail(e);
     }
-    return print_buf(&b);
+    return cli_print_buf(&b);
 }
 
 static const struct cli_opt info_opts[] = {

@@ -1,6 +1,7 @@
 /* Control stream: boot configuration (clock, hostname, environment),
  * shutdown and sync requests from the host, lifecycle events to the host. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -113,6 +114,14 @@ static void handle_boot(struct control *c, const uint8_t *p, size_t len)
             }
         } else if (tag == T_HOSTNAME && n > 0 && n < 64) {
             sethostname((const char *)v, n);
+        } else if (tag == T_PERSISTENT) {
+            uint32_t persistent = 0;
+            tlv_as_u32(v, n, &persistent);
+            int fd = open("/run/capsem/persistent", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+            if (fd >= 0) {
+                fd_write_all(fd, persistent ? "1\n" : "0\n", 2);
+                close(fd);
+            }
         } else if (tag == T_ENV) {
             _cleanup_free_ char *kv = tlv_as_str(v, n);
             if (kv && strchr(kv, '='))

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -325,6 +326,32 @@ static const struct mux_callbacks mux_cbs = {
 
 /* ---------- signals and lifecycle ---------- */
 
+/* A clean power-off: every process ends, the workspace is remounted
+ * read-only (which commits its journal and clears the recovery flag, so
+ * the host can write to the stopped VM's disk), then the VM goes. */
+static void stop_everything(void)
+{
+    kill(-1, SIGTERM); /* everyone but PID 1 */
+    uint64_t until = time_mono_ms() + 300;
+    while (time_mono_ms() < until) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (kill(-1, 0) < 0 && errno == ESRCH)
+            break;
+        usleep(10000);
+    }
+    kill(-1, SIGKILL);
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    usleep(20000);
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    sync();
+    if (mount(NULL, "/root", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        log_warn("remount /root read-only: %s", strerror(errno));
+    sync();
+}
+
 void agent_poweroff(void)
 {
     if (shutting_down)
@@ -337,7 +364,7 @@ void agent_poweroff(void)
         if (mux_has_output(mux))
             usleep(2000);
     }
-    sync();
+    stop_everything();
     reboot(RB_POWER_OFF);
     reboot(RB_AUTOBOOT);
     _exit(1);
@@ -373,6 +400,19 @@ static int sysutil_main(const char *name)
         return 1;
     }
     int sig = strcmp(name, "suspend") == 0 ? SIGUSR1 : SIGUSR2;
+    if (sig == SIGUSR1) {
+        char flag[4] = "";
+        int fd = open("/run/capsem/persistent", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (fd_read_retry(fd, flag, sizeof(flag) - 1) < 0)
+                flag[0] = '\0';
+            close(fd);
+        }
+        if (flag[0] != '1') {
+            fprintf(stderr, "suspend: ephemeral VMs cannot be suspended (persist first)\n");
+            return 1;
+        }
+    }
     sync();
     if (kill(1, sig) < 0) {
         fprintf(stderr, "%s: %s\n", name, strerror(errno));

@@ -14,6 +14,7 @@
 
 #include "base/paths.h"
 #include "base/util.h"
+#include "cli/svcctl.h"
 
 int cli_service_version(struct cli_client *c, char **version, struct err **errp)
 {
@@ -92,7 +93,7 @@ static int wait_for_service(struct cli_client *c, pid_t pid, const char *log_pat
             return -1;
         }
         int st = 0;
-        if (!child_gone && waitpid(pid, &st, WNOHANG) == pid) {
+        if (pid > 0 && !child_gone && waitpid(pid, &st, WNOHANG) == pid) {
             child_gone = true; /* exit 0: another instance won the lock; keep polling */
             if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
                 return err_set(errp, ECHILD, "capsem-service failed to start (%s %d); see %s",
@@ -107,6 +108,34 @@ static int wait_for_service(struct cli_client *c, pid_t pid, const char *log_pat
     }
 }
 
+int cli_service_start(struct cli_client *c, const struct cli_autostart *a, char **version,
+                      struct err **errp)
+{
+    _cleanup_free_ char *logs = paths_join(a->home, "logs");
+    _cleanup_free_ char *log_path = logs ? paths_join(logs, "service.log") : NULL;
+    if (!log_path)
+        return err_set(errp, ENOMEM, "out of memory");
+    if (a->systemd) {
+        const char *start[] = {"start", CLI_UNIT_NAME, NULL};
+        if (cli_systemctl(start, errp) < 0)
+            return -1;
+        return wait_for_service(c, -1, "journalctl --user -u capsem", a->wait_ms, version, errp);
+    }
+    _cleanup_free_ char *found = a->binary ? NULL : paths_find_binary("capsem-service");
+    const char *bin = a->binary ? a->binary : found;
+    if (!bin)
+        return err_set(errp, ENOENT,
+                       "capsem-service not found next to capsem, in %s/bin or on PATH; "
+                       "install capsem or pass --uds-path",
+                       a->home);
+    pid_t pid = cli_service_spawn(bin, log_path, errp);
+    if (pid < 0) {
+        err_prefix(errp, "starting %s", bin);
+        return -1;
+    }
+    return wait_for_service(c, pid, log_path, a->wait_ms, version, errp);
+}
+
 static int start_service(struct cli_client *c, const struct cli_autostart *a, char **version,
                          struct err **errp)
 {
@@ -115,26 +144,7 @@ static int start_service(struct cli_client *c, const struct cli_autostart *a, ch
         return err_set(errp, ENOMEM, "out of memory");
     if (access(marker, F_OK) == 0)
         return err_set(errp, ESRCH, "service is stopped; run: capsem service start");
-    /* TODO(service install): when the systemd user unit is installed and
-     * neither CAPSEM_HOME nor CAPSEM_RUN_DIR is set, run `systemctl --user
-     * start capsem` here instead of spawning (surface.md section 4). */
-    _cleanup_free_ char *found = a->binary ? NULL : paths_find_binary("capsem-service");
-    const char *bin = a->binary ? a->binary : found;
-    if (!bin)
-        return err_set(errp, ENOENT,
-                       "capsem-service not found next to capsem, in %s/bin or on PATH; "
-                       "install capsem or pass --uds-path",
-                       a->home);
-    _cleanup_free_ char *logs = paths_join(a->home, "logs");
-    _cleanup_free_ char *log_path = logs ? paths_join(logs, "service.log") : NULL;
-    if (!log_path)
-        return err_set(errp, ENOMEM, "out of memory");
-    pid_t pid = cli_service_spawn(bin, log_path, errp);
-    if (pid < 0) {
-        err_prefix(errp, "starting %s", bin);
-        return -1;
-    }
-    return wait_for_service(c, pid, log_path, a->wait_ms, version, errp);
+    return cli_service_start(c, a, version, errp);
 }
 
 int cli_service_ensure(struct cli_client *c, const struct cli_autostart *a, char **version,

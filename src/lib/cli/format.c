@@ -261,3 +261,76 @@ int cli_table_render(const struct cli_table *t, struct buf *out)
     free(width);
     return rc;
 }
+
+/* ---------- cp arguments ---------- */
+
+int cli_split_remote(const char *arg, char **vm, const char **path)
+{
+    const char *colon = strchr(arg, ':');
+    if (!colon || colon == arg || memchr(arg, '/', (size_t)(colon - arg)))
+        return 0;
+    if (!(*vm = strndup(arg, (size_t)(colon - arg))))
+        return -1;
+    *path = colon + 1;
+    return 1;
+}
+
+const char *cli_base_name(const char *path)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    const char *p = path + n;
+    while (p > path && p[-1] != '/')
+        p--;
+    return p;
+}
+
+/* ---------- log lines ---------- */
+
+void cli_lines_free(struct cli_lines *l)
+{
+    free(l->text);
+    free(l->line);
+    memset(l, 0, sizeof(*l));
+}
+
+int cli_lines_split(const char *text, struct cli_lines *l)
+{
+    memset(l, 0, sizeof(*l));
+    size_t len = strlen(text);
+    size_t complete = len;
+    while (complete > 0 && text[complete - 1] != '\n')
+        complete--;
+    if (!(l->text = strndup(text, complete)))
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < complete; i++)
+        n += l->text[i] == '\n';
+    l->line = calloc(n + 1, sizeof(*l->line));
+    if (!l->line) {
+        cli_lines_free(l);
+        return -1;
+    }
+    char *p = l->text;
+    for (size_t i = 0; i < n; i++) {
+        char *nl = strchr(p, '\n');
+        *nl = '\0';
+        l->line[l->n++] = p;
+        p = nl + 1;
+    }
+    return 0;
+}
+
+size_t cli_lines_new_start(const struct cli_lines *prev, const struct cli_lines *cur)
+{
+    size_t max = MIN(prev->n, cur->n);
+    for (size_t k = max; k > 0; k--) {
+        size_t i = 0;
+        while (i < k && strcmp(prev->line[prev->n - k + i], cur->line[i]) == 0)
+            i++;
+        if (i == k)
+            return k;
+    }
+    return 0;
+}

@@ -60,4 +60,29 @@ size_t cli_table_rows(const struct cli_table *t);
 /* Appends the rendered table, every line ending in '\n'. */
 int cli_table_render(const struct cli_table *t, struct buf *out);
 
+/* `cp` arguments: returns 1 when arg is `VM:PATH` (a ':' with a non-empty
+ * part before it that holds no '/'; write `./a:b` for a host file named
+ * "a:b"), with *vm malloc'd and *path pointing into arg; 0 for a host path;
+ * -1 on ENOMEM. */
+int cli_split_remote(const char *arg, char **vm, const char **path);
+
+/* The last component of path (trailing slashes ignored); points into path. */
+const char *cli_base_name(const char *path);
+
+/* Complete lines of a log text (a last line without '\n' is left out, it
+ * may still be growing). */
+struct cli_lines {
+    char *text;        /* owned copy, NULs where the newlines were */
+    const char **line; /* n pointers into text */
+    size_t n;
+};
+
+int cli_lines_split(const char *text, struct cli_lines *l);
+void cli_lines_free(struct cli_lines *l);
+
+/* Two successive tails of the same log: the index in cur of the first line
+ * that prev did not have, found as the longest suffix of prev that is a
+ * prefix of cur (0 when they share nothing: everything in cur is new). */
+size_t cli_lines_new_start(const struct cli_lines *prev, const struct cli_lines *cur);
+
 #endif

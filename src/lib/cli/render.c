@@ -184,3 +184,169 @@ int cli_exec_notes(const struct cli_exec_result *r, int64_t timeout_secs, struct
         return -1;
     return 0;
 }
+
+/* ---------- images ---------- */
+
+static int image_row(struct cli_table *t, const json_t *img)
+{
+    char size[24];
+    int64_t bytes = int_field(img, "size_bytes", -1);
+    if (bytes >= 0)
+        cli_format_size((uint64_t)bytes, size, sizeof(size));
+    else
+        snprintf(size, sizeof(size), "-");
+    const char *cells[] = {str_field(img, "name", "-"),       str_field(img, "base_version", "-"),
+                           str_field(img, "profile_id", "-"), size,
+                           str_field(img, "created_at", "-"), str_field(img, "description", "")};
+    return cli_table_add(t, cells);
+}
+
+int cli_render_images(const json_t *resp, bool names_only, struct buf *out, struct err **errp)
+{
+    const json_t *imgs = json_object_get(resp, "images");
+    if (!json_is_array(imgs))
+        return err_set(errp, EPROTO, "unexpected answer from capsem-service: no images list");
+    size_t i;
+    const json_t *img;
+    int rc = 0;
+    if (names_only) {
+        json_array_foreach(imgs, i, img)
+        {
+            if (rc == 0)
+                rc = buf_printf(out, "%s\n", str_field(img, "name", "-"));
+        }
+        return rc < 0 ? err_set(errp, ENOMEM, "out of memory") : 0;
+    }
+    if (json_array_size(imgs) == 0)
+        return buf_append_str(out, "No images.\n") < 0 ? err_set(errp, ENOMEM, "out of memory")
+                                                       : 0;
+    static const char *const header[] = {"NAME",    "BASE",    "PROFILE",
+                                         "SIZE",    "CREATED", "DESCRIPTION"};
+    struct cli_table *t = cli_table_new(ARRAY_SIZE(header));
+    rc = t ? cli_table_add(t, header) : -1;
+    json_array_foreach(imgs, i, img)
+    {
+        if (rc == 0)
+            rc = image_row(t, img);
+    }
+    if (rc == 0)
+        rc = cli_table_render(t, out);
+    cli_table_free(t);
+    return rc < 0 ? err_set(errp, ENOMEM, "out of memory") : 0;
+}
+
+static int names_text(const json_t *arr, struct buf *b)
+{
+    size_t i, n = 0;
+    const json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (json_is_string(v) && buf_printf(b, "%s%s", n++ ? ", " : "", json_string_value(v)) < 0)
+            return -1;
+    }
+    return n ? 0 : buf_append_str(b, "-");
+}
+
+int cli_render_image_info(const json_t *img, struct buf *out, struct err **errp)
+{
+    if (!json_is_object(img) || !json_is_string(json_object_get(img, "name")))
+        return err_set(errp, EPROTO, "unexpected answer from capsem-service: no image name");
+    char size[24];
+    int64_t bytes = int_field(img, "size_bytes", -1);
+    if (bytes >= 0)
+        cli_format_size((uint64_t)bytes, size, sizeof(size));
+    else
+        snprintf(size, sizeof(size), "-");
+    int rc = buf_printf(out,
+                        "Name: %s\nDescription: %s\nProfile: %s\nBase: %s\nArch: %s\nSize: %s\n"
+                        "Created: %s\nForked from: %s\nSource VM: %s\nIn use by: ",
+                        str_field(img, "name", "-"), str_field(img, "description", "-"),
+                        str_field(img, "profile_id", "-"), str_field(img, "base_version", "-"),
+                        str_field(img, "arch", "-"), size, str_field(img, "created_at", "-"),
+                        str_field(img, "forked_from", "-"), str_field(img, "source_vm_id", "-"));
+    if (rc == 0)
+        rc = names_text(json_object_get(img, "in_use_by"), out);
+    if (rc == 0)
+        rc = buf_append_str(out, "\n");
+    return rc < 0 ? err_set(errp, ENOMEM, "out of memory") : 0;
+}
+
+/* ---------- history ---------- */
+
+void cli_format_duration_ms(int64_t ms, char *buf, size_t cap)
+{
+    if (ms < 0)
+        snprintf(buf, cap, "-");
+    else if (ms < 1000)
+        snprintf(buf, cap, "%lldms", (long long)ms);
+    else if (ms < 60000)
+        snprintf(buf, cap, "%.1fs", (double)(ms / 100) / 10.0);
+    else if (ms < 3600000)
+        snprintf(buf, cap, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
+    else
+        snprintf(buf, cap, "%lldh%02lldm", (long long)(ms / 3600000),
+                 (long long)(ms / 60000 % 60));
+}
+
+char *cli_cut_text(const char *s, size_t max)
+{
+    size_t len = strlen(s);
+    char *out = malloc(len + 4);
+    if (!out)
+        return NULL;
+    size_t o = 0, cps = 0, keep_bytes = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch & 0xC0) != 0x80) {
+            if (cps == max - 3)
+                keep_bytes = o; /* where "..." goes if the text is too long */
+            cps++;
+        }
+        out[o++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    if (cps > max && max >= 3) {
+        memcpy(out + keep_bytes, "...", 3);
+        o = keep_bytes + 3;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int history_row(struct cli_table *t, const json_t *h)
+{
+    char code[24], dur[24];
+    const json_t *ec = json_object_get(h, "exit_code");
+    if (json_is_integer(ec))
+        snprintf(code, sizeof(code), "%lld", (long long)json_integer_value(ec));
+    else
+        snprintf(code, sizeof(code), "-");
+    cli_format_duration_ms(int_field(h, "duration_ms", -1), dur, sizeof(dur));
+    const json_t *cmd = json_object_get(h, "command");
+    char *cut = cli_cut_text(json_is_string(cmd) ? json_string_value(cmd) : "", CLI_HISTORY_CMD_MAX);
+    if (!cut)
+        return -1;
+    const char *cells[] = {str_field(h, "timestamp", "-"), code, dur, cut};
+    int rc = cli_table_add(t, cells);
+    free(cut);
+    return rc;
+}
+
+int cli_render_history(const json_t *resp, struct buf *out, struct err **errp)
+{
+    const json_t *cmds = json_object_get(resp, "commands");
+    if (!json_is_array(cmds))
+        return err_set(errp, EPROTO, "unexpected answer from capsem-service: no commands list");
+    size_t n = json_array_size(cmds);
+    if (n == 0)
+        return buf_append_str(out, "No commands.\n") < 0 ? err_set(errp, ENOMEM, "out of memory")
+                                                         : 0;
+    static const char *const header[] = {"TIME", "EXIT", "DURATION", "COMMAND"};
+    struct cli_table *t = cli_table_new(ARRAY_SIZE(header));
+    int rc = t ? cli_table_add(t, header) : -1;
+    for (size_t i = n; rc == 0 && i > 0; i--) /* the service sends newest first */
+        rc = history_row(t, json_array_get(cmds, i - 1));
+    if (rc == 0)
+        rc = cli_table_render(t, out);
+    cli_table_free(t);
+    return rc < 0 ? err_set(errp, ENOMEM, "out of memory") : 0;
+}

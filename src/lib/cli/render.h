@@ -42,4 +42,27 @@ int cli_exec_result_parse(const json_t *resp, struct cli_exec_result *r, struct 
  * requested timeout, or the measured duration when none was given). */
 int cli_exec_notes(const struct cli_exec_result *r, int64_t timeout_secs, struct buf *out);
 
+/* GET /images/list answer ({images:[ImageInfo]}): the table
+ * `NAME BASE PROFILE SIZE CREATED DESCRIPTION`, `No images.` when empty, or
+ * one name per line when names_only. */
+int cli_render_images(const json_t *resp, bool names_only, struct buf *out, struct err **errp);
+
+/* GET /images/{name}/info answer: `Key: value` lines (Name, Description,
+ * Profile, Base, Arch, Size, Created, Forked from, Source VM, In use by). */
+int cli_render_image_info(const json_t *img, struct buf *out, struct err **errp);
+
+/* Commands in the history table are cut to this many code points. */
+#define CLI_HISTORY_CMD_MAX 80
+
+/* GET /vms/{id}/history answer ({commands:[...]} newest first): the table
+ * `TIME EXIT DURATION COMMAND`, oldest first, or `No commands.`. */
+int cli_render_history(const json_t *resp, struct buf *out, struct err **errp);
+
+/* `850ms`, `1.2s`, `2m03s`, `1h05m`; negative: `-`. */
+void cli_format_duration_ms(int64_t ms, char *buf, size_t cap);
+
+/* s on one line (control characters become spaces), cut to max code points
+ * with "..." as the last three when longer. malloc'd; NULL on ENOMEM. */
+char *cli_cut_text(const char *s, size_t max);
+
 #endif

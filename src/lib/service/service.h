@@ -44,30 +44,43 @@ struct svc;
 struct svm;
 struct svc_req;
 struct svc_ipc;
+struct main_db;
 
 typedef void (*ipc_reply_fn)(struct svm *vm, struct ipc_frame *reply, const struct err *e,
                              void *arg);
+
+/* Called when a VM's process is gone (stop, suspend, delete, crash); vm is
+ * still valid during the call but may be freed right after. */
+typedef void (*svm_exit_fn)(struct svm *vm, void *arg);
+struct svm_waiter {
+    svm_exit_fn fn;
+    void *arg;
+    struct svm_waiter *next;
+};
 
 struct svm {
     struct svc *svc;
     char id[37];
     char name[65];
     char profile[32];
+    char image[65];  /* source image name, "" for none */
     bool persistent;
     uint32_t cpus;
     uint32_t ram_mb;
     json_t *env; /* object K -> V (request env) */
     char *base_version;
     enum svm_status status;
+    bool defunct;      /* persistent VM whose last boot failed */
     bool guest_ready;
     bool deleting;
-    bool gone; /* process exited; entry about to be dropped */
-    pid_t pid; /* capsem-process */
+    bool stopping;     /* stop or suspend asked; the exit is expected */
+    bool gone;         /* removed; the entry is about to be freed */
+    pid_t pid;         /* capsem-process, 0 when not running */
     bool is_child;
-    bool proc_exited; /* our child and reaped */
-    bool exit_clean;  /* the process reported a clean exit (stop, poweroff) */
-    uint64_t created_at;   /* unix seconds */
-    uint64_t started_ms;   /* monotonic, for uptime */
+    bool proc_exited;  /* our child and reaped */
+    char exit_reason[32]; /* from the process's exited event */
+    uint64_t created_at;  /* unix seconds */
+    uint64_t started_ms;  /* monotonic, for uptime */
     char *vm_dir;
     char *uds_path;
     char *last_error;
@@ -77,14 +90,11 @@ struct svm {
     struct svc_ipc *ipc;
     struct event *connect_ev; /* retry timer while the process starts */
     unsigned connect_tries;
-    struct svc_req *create_req; /* answered once the process is up */
     void (*on_up)(struct svm *vm, const struct err *e, void *arg);
     void *on_up_arg;
-    void (*on_gone)(void *arg); /* runs once the VM is removed */
-    void *on_gone_arg;
-    struct svc_req **delete_reqs;
-    size_t ndelete_reqs;
+    struct svm_waiter *exit_waiters;
     struct event *kill_ev;
+    bool forking; /* a fork copies its disks right now */
     struct svm *next;
 };
 
@@ -96,7 +106,9 @@ struct svc {
     char *uds_path;
     char *assets_dir;
     char *process_binary;
-    char *sessions_dir;  /* run/sessions */
+    char *sessions_dir;  /* run/sessions: ephemeral VMs */
+    char *persistent_dir; /* run/persistent: named VMs */
+    char *images_dir;    /* images/ */
     char *instances_dir; /* run/instances */
     char *template_dir;  /* ext4 templates */
     const char *accel;
@@ -105,10 +117,12 @@ struct svc {
     bool assets_loaded;
     struct err *assets_error;
     struct svm *vms; /* oldest first */
+    struct main_db *db; /* sessions/main.db: names, index */
     uint64_t name_counter;
     int listen_fd;
     struct event *listen_ev;
     int lock_fd;
+    int log_fd;
     pid_t parent_pid;
     struct event *parent_ev;
     struct event *sig_ev[4];
@@ -150,14 +164,18 @@ int svc_query_get(const struct svc_req *r, const char *key, char *buf, size_t ca
 /* ---- svc_routes.c ---- */
 void svc_dispatch(struct svc_req *r);
 
-/* ---- svc_vms.c ---- */
+/* ---- svc_vms.c: registry, validation, JSON views ---- */
 struct svm *svc_find_vm(struct svc *s, const char *ref);
 int svc_check_ref(const char *ref, struct err **errp);
+int svc_check_name(const char *what, const char *name, struct err **errp);
 json_t *svm_info_json(struct svm *vm, bool detailed);
 json_t *svm_provision_json(struct svm *vm);
+/* can_resume with the reason when not (static string) or NULL. */
+bool svm_can_resume(struct svm *vm, const char **why);
 struct svm_create_args {
     const char *name;
     const char *profile;
+    const char *image;
     int64_t cpus;    /* 0 = default */
     int64_t ram_mb;  /* 0 = default */
     bool persistent;
@@ -166,19 +184,44 @@ struct svm_create_args {
 };
 int svc_parse_create_args(struct svc *s, json_t *body, struct svm_create_args *a,
                           struct err **errp);
-/* Starts a VM; on_up is called once capsem-process answers (or failed; the
- * VM is then already destroyed). Returns NULL with errp on immediate errors. */
-struct svm *svc_vm_create(struct svc *s, const struct svm_create_args *a,
-                          void (*on_up)(struct svm *, const struct err *, void *), void *arg,
-                          struct err **errp);
-/* Kills and removes a VM; done(arg) runs when it is gone. */
-void svc_vm_delete(struct svm *vm, struct svc_req *reply_to);
+unsigned svc_running_count(struct svc *s);
+struct svm *svm_alloc(struct svc *s);
+void svm_append(struct svc *s, struct svm *vm);
+/* Writes meta.json (the registry record) atomically. */
+int svm_save(struct svm *vm, struct err **errp);
+/* Loads a VM directory's meta.json (or vm.json for older dirs). */
+struct svm *svm_load(struct svc *s, const char *dir, struct err **errp);
+void svc_vm_free(struct svm *vm);
+void svc_load_registry(struct svc *s);
+int rm_rf(const char *path);
+char *svc_generate_name(struct svc *s, const char *profile);
+
+/* ---- svc_lifecycle.c: processes and state transitions ---- */
+typedef void (*svm_up_fn)(struct svm *vm, const struct err *e, void *arg);
+/* Creates a VM and starts it; on_up runs once capsem-process answers (or
+ * with an error, the VM already gone). NULL + errp on immediate errors. */
+struct svm *svc_vm_create(struct svc *s, const struct svm_create_args *a, svm_up_fn on_up,
+                          void *arg, struct err **errp);
+/* Starts a Stopped, Suspended (warm restore) or Defunct VM. */
+int svc_vm_start(struct svm *vm, svm_up_fn on_up, void *arg, struct err **errp);
+/* fn runs when the VM's process has exited (immediately if not running). */
+void svm_on_exit(struct svm *vm, svm_exit_fn fn, void *arg);
+void svc_vm_stop(struct svm *vm);
+void svc_vm_suspend(struct svm *vm, ipc_reply_fn done, void *arg);
+/* Kills and removes a VM in any state; fn (may be NULL) runs when gone. */
+void svc_vm_delete(struct svm *vm, svm_exit_fn fn, void *arg);
+int svc_vm_persist(struct svm *vm, const char *name, struct err **errp);
 void svc_vm_exec(struct svm *vm, const char *command, int64_t timeout_secs,
                  ipc_reply_fn done, void *arg);
 json_t *svc_exec_response(struct ipc_frame *f);
-unsigned svc_running_count(struct svc *s);
-void svc_readopt(struct svc *s);
-void svc_vm_free(struct svm *vm);
+void svc_vm_adopt(struct svm *vm, int fd);
+
+/* ---- svc_images.c: fork and images ---- */
+void svc_fork(struct svc_req *r, struct svm *vm);
+void svc_images_route(struct svc_req *r, const char *rest);
+/* Copies an image's disks into a new VM directory (create --image). */
+int svc_image_prepare_vm(struct svc *s, const char *image, struct svm *vm, struct err **errp);
+int svc_image_lookup(struct svc *s, const char *name, json_t **info, struct err **errp);
 
 /* ---- svc_files.c: /vms/{id}/files/... ---- */
 void svc_files_read(struct svc_req *r, struct svm *vm);

@@ -2,13 +2,16 @@
  * file read/write (any absolute path), forwarded to capsem-process. */
 #include <errno.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/utf8.h"
 #include "base/util.h"
+#include "base/paths.h"
 #include "service/service.h"
+#include "vm/ext4fs.h"
 
 /* Workspace paths: absolute under /root or relative to it; no `..`. */
 static bool workspace_path_ok(struct svc_req *r, const char *path)
@@ -236,10 +239,53 @@ static char *query_path(struct svc_req *r, const char *def)
     return strdup(buf);
 }
 
+/* A VM without a running guest: its workspace disk is read (and, when it
+ * is Stopped, written) on the host with libext2fs. Running means the guest
+ * agent owns the file system; Suspended means the guest's memory holds
+ * cached state, so it is read-only (surface.md section 3). */
+static bool offline(struct svm *vm)
+{
+    return vm->status != SVM_RUNNING && !vm->deleting;
+}
+
+static char *workspace_image(struct svm *vm)
+{
+    return paths_join(vm->vm_dir, "workspace.img");
+}
+
+static void offline_download(struct svc_req *r, struct svm *vm, char *path)
+{
+    _cleanup_free_ char *img = workspace_image(vm);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    struct err *e = NULL;
+    if (ext4fs_read(img, path, r->svc->settings.files_max_bytes, &data, &len, &e) < 0) {
+        svc_reply_err(r, e);
+        err_free(e);
+        free(path);
+        return;
+    }
+    struct ipc_frame f = {.nblobs = 1};
+    f.blobs[0].data = data;
+    f.blobs[0].len = len;
+    r->owner = path;
+    r->owner_free = free;
+    download_done(vm, &f, NULL, r);
+    free(data);
+}
+
 void svc_files_download(struct svc_req *r, struct svm *vm)
 {
     char *path = query_path(r, NULL);
-    if (!workspace_path_ok(r, path) || !vm_running(r, vm)) {
+    if (!workspace_path_ok(r, path)) {
+        free(path);
+        return;
+    }
+    if (offline(vm)) {
+        offline_download(r, vm, path);
+        return;
+    }
+    if (!vm_running(r, vm)) {
         free(path);
         return;
     }
@@ -255,13 +301,33 @@ void svc_files_download(struct svc_req *r, struct svm *vm)
 void svc_files_upload(struct svc_req *r, struct svm *vm)
 {
     _cleanup_free_ char *path = query_path(r, NULL);
-    if (!workspace_path_ok(r, path) || !vm_running(r, vm))
+    if (!workspace_path_ok(r, path))
         return;
     if (r->body_len > r->svc->settings.files_max_bytes) {
         svc_reply_error(r, 413, "upload larger than files.max_bytes (%llu)",
                         (unsigned long long)r->svc->settings.files_max_bytes);
         return;
     }
+    if (offline(vm)) {
+        if (vm->status != SVM_STOPPED) {
+            svc_reply_error(r, 409, "cannot upload to VM in state %s",
+                            svm_status_name(vm->status));
+            return;
+        }
+        _cleanup_free_ char *img = workspace_image(vm);
+        struct err *e = NULL;
+        if (ext4fs_write(img, path, r->body ? r->body : (const uint8_t *)"", r->body_len, 0644,
+                         &e) < 0) {
+            svc_reply_err(r, e);
+            err_free(e);
+            return;
+        }
+        svc_reply_json(r, 200, json_pack("{s:b, s:I}", "success", 1, "size",
+                                          (json_int_t)r->body_len));
+        return;
+    }
+    if (!vm_running(r, vm))
+        return;
     struct ipc_blob blob = {r->body ? r->body : (const uint8_t *)"", r->body_len};
     svc_ipc_call(vm->ipc,
                  json_pack("{s:s, s:s, s:b, s:I, s:I}", "op", "file_write", "path", path,
@@ -272,6 +338,30 @@ void svc_files_upload(struct svc_req *r, struct svm *vm)
 
 /* ---------- files/list ---------- */
 
+static int by_name(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "name"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "name"));
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+static void sort_tree(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    json_t **items = n ? calloc(n, sizeof(*items)) : NULL;
+    if (!items)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        items[i] = json_incref(json_array_get(arr, i));
+        sort_tree(json_object_get(items[i], "children"));
+    }
+    qsort(items, n, sizeof(*items), by_name);
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, items[i]);
+    free(items);
+}
+
 static void list_done(struct svm *vm, struct ipc_frame *f, const struct err *e, void *arg)
 {
     struct svc_req *r = arg;
@@ -279,7 +369,11 @@ static void list_done(struct svm *vm, struct ipc_frame *f, const struct err *e, 
         reply_ipc_error(r, e);
         return;
     }
-    /* Entries come flat, parents before children, with their depth. */
+    /* Entries come flat, parents before children, with their level; the
+     * tree matches the host-side listing (vm/ext4fs.c): `children` only on
+     * directories above the last level, every level sorted by name. */
+    json_int_t depth = (json_int_t)(intptr_t)r->owner;
+    r->owner = NULL;
     json_t *flat = json_object_get(f->msg, "entries");
     json_t *top = json_array();
     json_t *stack[8] = {top};
@@ -298,13 +392,14 @@ static void list_done(struct svm *vm, struct ipc_frame *f, const struct err *e, 
         for (size_t k = (size_t)d + 1; k < 8; k++)
             stack[k] = NULL;
         const char *type = json_string_value(json_object_get(ent, "type"));
-        if (type && strcmp(type, "dir") == 0 && d + 1 < 8) {
+        if (type && strcmp(type, "dir") == 0 && d + 1 < depth) {
             json_t *kids = json_array();
             json_object_set_new(node, "children", kids);
             stack[d + 1] = kids;
         }
         json_decref(node);
     }
+    sort_tree(top);
     svc_reply_json(r, 200, json_pack("{s:o}", "entries", top));
 }
 
@@ -317,8 +412,23 @@ void svc_files_list(struct svc_req *r, struct svm *vm)
         svc_reply_error(r, 400, "depth must be between 1 and 6");
         return;
     }
-    if (!workspace_path_ok(r, path) || !vm_running(r, vm))
+    if (!workspace_path_ok(r, path))
         return;
+    if (offline(vm)) {
+        _cleanup_free_ char *img = workspace_image(vm);
+        json_t *entries = NULL;
+        struct err *e = NULL;
+        if (ext4fs_list(img, path, (int)depth, 0, &entries, NULL, &e) < 0) {
+            svc_reply_err(r, e);
+            err_free(e);
+            return;
+        }
+        svc_reply_json(r, 200, json_pack("{s:o}", "entries", entries));
+        return;
+    }
+    if (!vm_running(r, vm))
+        return;
+    r->owner = (void *)(intptr_t)depth;
     svc_ipc_call(vm->ipc,
                  json_pack("{s:s, s:s, s:b, s:I}", "op", "file_list", "path", path, "confine", 1,
                            "depth", (json_int_t)depth),

@@ -19,6 +19,7 @@
 #include "base/sockpath.h"
 #include "base/util.h"
 #include "service/service.h"
+#include "store/main_db.h"
 #include "vm/qemu.h"
 
 void svc_settings_defaults(struct svc_settings *s)
@@ -81,11 +82,14 @@ static int handle_existing(const char *uds, int *exit_code)
     _cleanup_free_ char *v = probe_version(uds, 500);
     if (!v)
         return 0;
+    /* Said on stderr too: whoever started this copy wants to know. */
     if (strcmp(v, CAPSEM_VERSION) == 0) {
         log_info("capsem-service %s is already running on %s", v, uds);
+        fprintf(stderr, "capsem-service %s is already running on %s\n", v, uds);
         *exit_code = 0;
     } else {
         log_error("another capsem-service %s is running on %s", v, uds);
+        fprintf(stderr, "capsem-service: another capsem-service %s is running on %s\n", v, uds);
         *exit_code = 1;
     }
     return 1;
@@ -152,6 +156,8 @@ static int init_paths(struct svc *s, struct err **errp)
     if (!s->assets_dir)
         s->assets_dir = paths_join(s->home, "assets");
     s->sessions_dir = paths_join(s->run_dir, "sessions");
+    s->persistent_dir = paths_join(s->run_dir, "persistent");
+    s->images_dir = paths_join(s->home, "images");
     s->instances_dir = paths_join(s->run_dir, "instances");
     s->template_dir = paths_join(s->home, "cache");
     if (!s->process_binary)
@@ -160,7 +166,8 @@ static int init_paths(struct svc *s, struct err **errp)
         return err_set(errp, ENOENT, "capsem-process not found next to capsem-service, in "
                                      "$CAPSEM_HOME/bin or on PATH");
     if (mkdir_p(s->home, 0700, errp) < 0 || mkdir_p(s->run_dir, 0700, errp) < 0 ||
-        mkdir_p(s->sessions_dir, 0700, errp) < 0 || mkdir_p(s->instances_dir, 0700, errp) < 0)
+        mkdir_p(s->sessions_dir, 0700, errp) < 0 || mkdir_p(s->instances_dir, 0700, errp) < 0 ||
+        mkdir_p(s->persistent_dir, 0700, errp) < 0)
         return -1;
     return 0;
 }
@@ -210,6 +217,27 @@ static bool kvm_works(struct svc *s)
         file_write_atomic(cache, text, strlen(text), 0600, NULL);
     free(text);
     return ok;
+}
+
+/* One line per event in $CAPSEM_HOME/logs/service.log (surface.md section 2);
+ * stderr keeps only what happens before this point (and sanitizer output). */
+static void open_log(struct svc *s)
+{
+    _cleanup_free_ char *dir = paths_join(s->home, "logs");
+    _cleanup_free_ char *path = dir ? paths_join(dir, "service.log") : NULL;
+    if (!path || mkdir_p(dir, 0700, NULL) < 0)
+        return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_warn("cannot open %s: %s; logging to stderr", path, strerror(errno));
+        return;
+    }
+    s->log_fd = fd;
+    enum log_level lvl = LOG_INFO;
+    const char *env = getenv("CAPSEM_LOG");
+    if (env)
+        log_level_parse(env, &lvl);
+    log_init("capsem-service", fd, lvl);
 }
 
 static int parse_args(struct svc *s, int argc, char **argv)
@@ -307,8 +335,12 @@ static void svc_free(struct svc *s)
     if (s->assets_loaded)
         assets_free(&s->assets);
     err_free(s->assets_error);
-    char *strs[] = {s->home,          s->run_dir,       s->uds_path,     s->assets_dir,
-                    s->process_binary, s->sessions_dir, s->instances_dir, s->template_dir};
+    if (s->db)
+        main_db_close(s->db);
+    char *strs[] = {s->home,           s->run_dir,        s->uds_path,
+                    s->assets_dir,     s->process_binary, s->sessions_dir,
+                    s->instances_dir,  s->template_dir,   s->persistent_dir,
+                    s->images_dir};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         free(strs[i]);
     if (s->base)
@@ -317,10 +349,19 @@ static void svc_free(struct svc *s)
         close(s->lock_fd);
 }
 
+static void close_log(struct svc *s)
+{
+    if (s->log_fd >= 0) {
+        log_init("capsem-service", -1, LOG_INFO);
+        close(s->log_fd);
+        s->log_fd = -1;
+    }
+}
+
 int svc_main(int argc, char **argv)
 {
     struct svc storage = {0}, *s = &storage;
-    s->listen_fd = s->lock_fd = -1;
+    s->listen_fd = s->lock_fd = s->log_fd = -1;
     log_init("capsem-service", -1, LOG_INFO);
     const char *lvl = getenv("CAPSEM_LOG");
     enum log_level l;
@@ -335,11 +376,18 @@ int svc_main(int argc, char **argv)
         log_error("%s", err_msg(e));
         return 1;
     }
+    open_log(s);
     if (take_lock(s, &exit_code) < 0)
         return exit_code;
     if (handle_existing(s->uds_path, &exit_code))
         return exit_code;
     load_assets(s);
+    _cleanup_free_ char *dbdir = paths_join(s->home, "sessions");
+    _cleanup_free_ char *dbpath = dbdir ? paths_join(dbdir, "main.db") : NULL;
+    if (!dbpath || mkdir_p(dbdir, 0700, &e) < 0 || main_db_open(dbpath, &s->db, &e) < 0) {
+        log_error("sessions/main.db: %s", err_msg(e));
+        return 1;
+    }
     if (qemu_choose_accel(s->settings.accel_setting, kvm_works(s), &s->accel, &e) < 0) {
         log_error("%s", err_msg(e));
         return 1;
@@ -356,13 +404,14 @@ int svc_main(int argc, char **argv)
     }
     write_pid(s);
     setup_signals(s);
-    svc_readopt(s);
+    svc_load_registry(s);
     log_info("capsem-service %s listening on %s (accel %s)", CAPSEM_VERSION, s->uds_path,
              s->accel);
     event_base_dispatch(s->base);
     svc_http_close_all(s);
     cleanup_files(s);
-    svc_free(s);
     log_info("capsem-service stopped");
+    svc_free(s);
+    close_log(s);
     return 0;
 }

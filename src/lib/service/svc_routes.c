@@ -3,12 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/log.h"
 #include "base/paths.h"
 #include "base/utf8.h"
 #include "base/util.h"
 #include "service/service.h"
+#include "store/session_db.h"
 
 #define LOG_TAIL_DEFAULT 500
 #define LOG_TAIL_MAX 10000
@@ -165,6 +167,48 @@ static void route_logs(struct svc_req *r, struct svm *vm)
     free(p8);
 }
 
+/* ---------- history ---------- */
+
+static void history_read(struct svc_req *r, struct svm *vm);
+
+static void history_flushed(struct svm *vm, struct ipc_frame *f, const struct err *e, void *arg)
+{
+    history_read(arg, vm);
+}
+
+static void route_history(struct svc_req *r, struct svm *vm)
+{
+    if (vm->status == SVM_RUNNING && vm->ipc && !vm->deleting) {
+        svc_ipc_call(vm->ipc, json_pack("{s:s}", "op", "flush"), NULL, 0, history_flushed, r);
+        return;
+    }
+    history_read(r, vm);
+}
+
+static void history_read(struct svc_req *r, struct svm *vm)
+{
+    char buf[64], search[1024] = "", layer[16] = "all";
+    int64_t limit = 500, offset = 0;
+    if ((svc_query_get(r, "limit", buf, sizeof(buf)) == 0 &&
+         parse_int64(buf, 0, 10000, &limit) < 0) ||
+        (svc_query_get(r, "offset", buf, sizeof(buf)) == 0 &&
+         parse_int64(buf, 0, INT64_MAX, &offset) < 0)) {
+        svc_reply_error(r, 400, "limit must be 0-10000 and offset a non-negative integer");
+        return;
+    }
+    svc_query_get(r, "search", search, sizeof(search));
+    svc_query_get(r, "layer", layer, sizeof(layer));
+    _cleanup_free_ char *db = paths_join(vm->vm_dir, "session.db");
+    json_t *out = NULL;
+    struct err *e = NULL;
+    if (session_db_history(db, limit, offset, search, layer, &out, &e) < 0) {
+        svc_reply_err(r, e);
+        err_free(e);
+        return;
+    }
+    svc_reply_json(r, 200, out);
+}
+
 /* ---------- create / delete ---------- */
 
 static void create_up(struct svm *vm, const struct err *e, void *arg)
@@ -187,9 +231,108 @@ static void route_create(struct svc_req *r)
     }
 }
 
+static void reply_success(struct svm *vm, void *arg)
+{
+    svc_reply_json(arg, 200, json_pack("{s:b}", "success", 1));
+}
+
 static void route_delete(struct svc_req *r, struct svm *vm)
 {
-    svc_vm_delete(vm, r);
+    svc_vm_delete(vm, reply_success, r);
+}
+
+/* ---------- stop, pause, resume, save ---------- */
+
+static void reply_stopped(struct svm *vm, void *arg)
+{
+    svc_reply_json(arg, 200, json_pack("{s:b, s:b}", "success", 1, "persistent", vm->persistent));
+}
+
+static void route_stop(struct svc_req *r, struct svm *vm)
+{
+    if (vm->status == SVM_STOPPED) {
+        reply_stopped(vm, r);
+        return;
+    }
+    if (vm->status != SVM_RUNNING || vm->deleting) {
+        svc_reply_error(r, 409, "cannot stop VM in state %s", svm_status_name(vm->status));
+        return;
+    }
+    svm_on_exit(vm, reply_stopped, r);
+    svc_vm_stop(vm);
+}
+
+static void suspended(struct svm *vm, void *arg)
+{
+    struct svc_req *r = arg;
+    if (vm->status == SVM_SUSPENDED)
+        svc_reply_json(r, 200, json_pack("{s:b}", "success", 1));
+    else
+        svc_reply_error(r, 500, "suspend failed: the VM is %s%s%s", svm_status_name(vm->status),
+                        vm->last_error ? ": " : "", vm->last_error ? vm->last_error : "");
+}
+
+static void suspend_done(struct svm *vm, struct ipc_frame *f, const struct err *e, void *arg)
+{
+    struct svc_req *r = arg;
+    if (e && vm->status == SVM_RUNNING && e->status != 500) {
+        vm->stopping = false;
+        svc_reply_error(r, e->status, "%s", e->msg);
+        return;
+    }
+    if (e && vm->status == SVM_RUNNING) {
+        vm->stopping = false;
+        svc_reply_error(r, 500, "suspend failed: %s", e->msg);
+        return;
+    }
+    svm_on_exit(vm, suspended, r); /* answered once the process is gone */
+}
+
+static void route_pause(struct svc_req *r, struct svm *vm)
+{
+    if (!vm->persistent) {
+        svc_reply_error(r, 400, "ephemeral VMs cannot be suspended (persist first)");
+        return;
+    }
+    if (vm->status != SVM_RUNNING || vm->deleting || vm->stopping || !vm->ipc) {
+        svc_reply_error(r, 409, "cannot pause VM in state %s", svm_status_name(vm->status));
+        return;
+    }
+    svc_vm_suspend(vm, suspend_done, r);
+}
+
+static void route_resume(struct svc_req *r, struct svm *vm)
+{
+    if (vm->status == SVM_RUNNING && !vm->deleting) {
+        svc_reply_json(r, 200, svm_provision_json(vm));
+        return;
+    }
+    const char *why;
+    if (vm->deleting || (vm->status == SVM_DEFUNCT && !svm_can_resume(vm, &why))) {
+        svc_reply_error(r, 409, "cannot resume VM in state %s", svm_status_name(vm->status));
+        return;
+    }
+    struct err *e = NULL;
+    if (svc_vm_start(vm, create_up, r, &e) < 0) {
+        svc_reply_err(r, e);
+        err_free(e);
+    }
+}
+
+static void route_save(struct svc_req *r, struct svm *vm)
+{
+    const char *name = json_string_value(json_object_get(r->json, "name"));
+    struct err *e = NULL;
+    if (!name) {
+        svc_reply_error(r, 400, "name is required");
+        return;
+    }
+    if (svc_vm_persist(vm, name, &e) < 0) {
+        svc_reply_err(r, e);
+        err_free(e);
+        return;
+    }
+    svc_reply_json(r, 200, json_pack("{s:b, s:s}", "success", 1, "name", vm->name));
 }
 
 /* ---------- exec ---------- */
@@ -229,10 +372,6 @@ struct run_job {
 
 static void run_finish(struct run_job *j)
 {
-    if (j->vm) {
-        j->vm->on_gone = NULL;
-        j->vm = NULL;
-    }
     if (j->req) {
         if (j->result)
             svc_reply_json(j->req, j->status, j->result);
@@ -245,11 +384,9 @@ static void run_finish(struct run_job *j)
     free(j);
 }
 
-static void run_gone(void *arg)
+static void run_gone(struct svm *vm, void *arg)
 {
-    struct run_job *j = arg;
-    j->vm = NULL;
-    run_finish(j);
+    run_finish(arg);
 }
 
 static void run_exec_done(struct svm *vm, struct ipc_frame *f, const struct err *e, void *arg)
@@ -264,10 +401,8 @@ static void run_exec_done(struct svm *vm, struct ipc_frame *f, const struct err 
     }
     /* The VM goes either way; answer once it is gone, so a `list` right
      * after `run` never shows it. */
-    vm->on_gone = run_gone;
-    vm->on_gone_arg = j;
-    if (!vm->deleting)
-        svc_vm_delete(vm, NULL);
+    j->vm = NULL;
+    svc_vm_delete(vm, run_gone, j);
 }
 
 static void run_up(struct svm *vm, const struct err *e, void *arg)
@@ -279,13 +414,11 @@ static void run_up(struct svm *vm, const struct err *e, void *arg)
         run_finish(j);
         return;
     }
-    j->vm = vm;
     if (j->cancelled) {
-        vm->on_gone = run_gone;
-        vm->on_gone_arg = j;
-        svc_vm_delete(vm, NULL);
+        svc_vm_delete(vm, run_gone, j);
         return;
     }
+    j->vm = vm;
     svc_vm_exec(vm, j->command, j->timeout, run_exec_done, j);
 }
 
@@ -294,8 +427,8 @@ static void run_cancel(struct svc_req *r)
     struct run_job *j = r->owner;
     j->cancelled = true;
     j->req = NULL;
-    if (j->vm && !j->vm->deleting)
-        svc_vm_delete(j->vm, NULL); /* run_exec_done still fires and frees j */
+    if (j->vm)
+        svc_vm_delete(j->vm, NULL, NULL); /* run_exec_done still fires and frees j */
 }
 
 static void route_run(struct svc_req *r)
@@ -333,6 +466,114 @@ static void route_run(struct svc_req *r)
     }
 }
 
+/* ---------- purge ---------- */
+
+struct purge {
+    struct svc_req *req;
+    unsigned pending, persistent, ephemeral;
+};
+
+static void purge_one_gone(struct svm *vm, void *arg)
+{
+    struct purge *p = arg;
+    if (--p->pending > 0)
+        return;
+    svc_reply_json(p->req, 200,
+                   json_pack("{s:I, s:I, s:I}", "purged", (json_int_t)(p->persistent + p->ephemeral),
+                             "persistent_purged", (json_int_t)p->persistent, "ephemeral_purged",
+                             (json_int_t)p->ephemeral));
+    free(p);
+}
+
+static void route_purge(struct svc_req *r)
+{
+    json_t *all = json_object_get(r->json, "all");
+    if (all && !json_is_boolean(all)) {
+        svc_reply_error(r, 400, "all must be a boolean");
+        return;
+    }
+    struct purge *p = calloc(1, sizeof(*p));
+    if (!p) {
+        svc_reply_error(r, 500, "out of memory");
+        return;
+    }
+    p->req = r;
+    p->pending = 1; /* held until every delete was issued */
+    for (struct svm *vm = r->svc->vms, *next; vm; vm = next) {
+        next = vm->next;
+        if (vm->gone || (vm->persistent && !json_is_true(all)))
+            continue;
+        vm->persistent ? p->persistent++ : p->ephemeral++;
+        p->pending++;
+        svc_vm_delete(vm, purge_one_gone, p);
+    }
+    purge_one_gone(NULL, p);
+}
+
+/* ---------- service logs, profiles ---------- */
+
+static void route_service_logs(struct svc_req *r)
+{
+    char buf[64], grep[256] = "";
+    int64_t tail = LOG_TAIL_DEFAULT;
+    if (svc_query_get(r, "tail", buf, sizeof(buf)) == 0 &&
+        parse_int64(buf, 1, LOG_TAIL_MAX, &tail) < 0) {
+        svc_reply_error(r, 400, "tail must be between 1 and %d", LOG_TAIL_MAX);
+        return;
+    }
+    svc_query_get(r, "grep", grep, sizeof(grep));
+    _cleanup_free_ char *logs = paths_join(r->svc->home, "logs/service.log");
+    _cleanup_free_ char *text = tail_lines(logs, grep[0] ? LOG_TAIL_MAX : (long)tail);
+    struct buf out;
+    buf_init(&out, 64u << 20);
+    /* Filter (case-insensitive substring), then keep the last `tail` lines. */
+    size_t kept = 0;
+    for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char save = line[len];
+        line[len] = '\0';
+        if (!grep[0] || strcasestr(line, grep)) {
+            buf_append(&out, line, len);
+            buf_append(&out, "\n", 1);
+            kept++;
+        }
+        line[len] = save;
+    }
+    const uint8_t *start = buf_head(&out);
+    size_t n = out.len;
+    for (size_t skip = kept > (size_t)tail ? kept - (size_t)tail : 0; skip > 0; skip--) {
+        const uint8_t *nl = memchr(start, '\n', n);
+        n -= (size_t)(nl + 1 - start);
+        start = nl + 1;
+    }
+    svc_reply_raw(r, 200, "text/plain; charset=utf-8", start, n, NULL);
+    buf_free(&out);
+}
+
+static void route_profiles(struct svc_req *r)
+{
+    struct svc *s = r->svc;
+    static const struct {
+        const char *id, *name, *description;
+    } known[] = {
+        {"code", "Code", "Debian bookworm with git, Python 3, Node.js and common tools"},
+        {"minimal", "Minimal", "bash and busybox; boots fastest"},
+    };
+    json_t *arr = json_array();
+    const struct asset_version *v = s->assets_loaded ? assets_find(&s->assets, s->assets.current)
+                                                     : NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
+        const struct asset_file *f = v ? assets_rootfs(v, known[i].id) : NULL;
+        struct stat st;
+        bool ready = f && stat(f->path, &st) == 0 && (uint64_t)st.st_size == f->size;
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:b}", "id", known[i].id, "name",
+                                             known[i].name, "description", known[i].description,
+                                             "ready", ready));
+    }
+    svc_reply_json(r, 200, json_pack("{s:o}", "profiles", arr));
+}
+
 /* ---------- dispatch ---------- */
 
 struct vm_route {
@@ -346,7 +587,14 @@ static const struct vm_route vm_routes[] = {
     {"GET", "status", route_vm_status},
     {"POST", "exec", route_exec},
     {"DELETE", "delete", route_delete},
+    {"POST", "stop", route_stop},
+    {"POST", "pause", route_pause},
+    {"POST", "resume", route_resume},
+    {"POST", "start", route_resume},
+    {"POST", "save", route_save},
+    {"POST", "fork", svc_fork},
     {"GET", "logs", route_logs},
+    {"GET", "history", route_history},
     {"POST", "files/read", svc_files_read},
     {"POST", "files/write", svc_files_write},
     {"GET", "files/content", svc_files_download},
@@ -397,6 +645,9 @@ void svc_dispatch(struct svc_req *r)
         {"POST", "/vms/create", route_create},
         {"GET", "/vms/list", route_list},
         {"POST", "/run", route_run},
+        {"POST", "/purge", route_purge},
+        {"GET", "/service-logs", route_service_logs},
+        {"GET", "/profiles/list", route_profiles},
     };
     bool known = false;
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
@@ -414,6 +665,10 @@ void svc_dispatch(struct svc_req *r)
     }
     if (str_has_prefix(p, "/vms/") && p[5]) {
         dispatch_vm(r, p + 5);
+        return;
+    }
+    if (str_has_prefix(p, "/images/") && p[8]) {
+        svc_images_route(r, p + 8);
         return;
     }
     svc_reply_empty(r, 404);

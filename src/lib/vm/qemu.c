@@ -160,6 +160,10 @@ char **qemu_build_argv(const struct vm_config *c, const struct qemu_fds *fds, st
     add(&b, "rng-random,filename=/dev/urandom,id=rng0");
     add(&b, "-device");
     add(&b, "virtio-rng-device,rng=rng0");
+    if (c->restore_from) {
+        add(&b, "-incoming");
+        add(&b, "defer");
+    }
     add_drive(&b, c->rootfs, "rootfs", true);
     add_drive(&b, ovl, "overlay", false);
     add_drive(&b, ws, "workspace", false);

@@ -85,6 +85,7 @@ int vm_config_from_json(json_t *j, struct vm_config *c, struct err **errp)
         get_str(j, "template_dir", true, &c->template_dir, errp) < 0 ||
         get_str(j, "accel", true, &c->accel, errp) < 0 ||
         get_str(j, "qemu_binary", true, &c->qemu_binary, errp) < 0 ||
+        get_str(j, "restore_from", false, &c->restore_from, errp) < 0 ||
         get_u32(j, "cpus", 2, &c->cpus, errp) < 0 || get_u32(j, "ram_mb", 2048, &c->ram_mb, errp) < 0 ||
         get_u64(j, "disk_bytes", 16ull << 30, &c->disk_bytes, errp) < 0 ||
         get_u64(j, "workspace_bytes", 16ull << 30, &c->workspace_bytes, errp) < 0 ||
@@ -127,7 +128,7 @@ json_t *vm_config_to_json(const struct vm_config *c)
     json_t *env = json_array();
     for (size_t i = 0; i < c->nenv; i++)
         json_array_append_new(env, json_string(c->env[i]));
-    return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
+    json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
                      " s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
                      "id", c->id, "name", c->name, "profile", c->profile, "persistent",
                      c->persistent, "cpus", (json_int_t)c->cpus, "ram_mb", (json_int_t)c->ram_mb,
@@ -141,6 +142,9 @@ json_t *vm_config_to_json(const struct vm_config *c)
                      "max_output_bytes", (json_int_t)c->max_output_bytes, "max_concurrent_execs",
                      (json_int_t)c->max_concurrent_execs, "files_max_bytes",
                      (json_int_t)c->files_max_bytes, "env", env);
+    if (c->restore_from)
+        json_object_set_new(j, "restore_from", json_string(c->restore_from));
+    return j;
 }
 
 void vm_config_free(struct vm_config *c)
@@ -148,7 +152,7 @@ void vm_config_free(struct vm_config *c)
     char **strs[] = {&c->id,       &c->name,          &c->profile,    &c->kernel,
                      &c->initrd,   &c->rootfs,        &c->vm_dir,     &c->instance_sock,
                      &c->ws_sock,  &c->ready_path,    &c->template_dir, &c->accel,
-                     &c->qemu_binary};
+                     &c->qemu_binary, &c->restore_from};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -35,6 +35,7 @@ struct vm_config {
     uint64_t max_output_bytes;
     uint32_t max_concurrent_execs;
     uint64_t files_max_bytes;
+    char *restore_from; /* checkpoint to restore (Suspended VMs), or NULL */
     char **env; /* "K=V", NULL-terminated */
     size_t nenv;
 };

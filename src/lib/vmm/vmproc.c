@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "store/session_db.h"
 #include "vm/disk.h"
 
 #define TICK_MS 1000
@@ -77,8 +78,12 @@ static void tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
     struct vmproc *vp = arg;
     uint64_t now = time_mono_ms();
-    if (vp->state == VP_BOOTING &&
+    if (vp->state == VP_RESTORING &&
         now - vp->qemu_start_ms > (uint64_t)vp->cfg.boot_timeout_secs * 1000) {
+        log_error("restore did not finish within %u s", vp->cfg.boot_timeout_secs);
+        vp_qemu_kill(vp); /* the exit handler falls back to a cold boot */
+    } else if (vp->state == VP_BOOTING &&
+               now - vp->qemu_start_ms > (uint64_t)vp->cfg.boot_timeout_secs * 1000) {
         log_error("guest agent not ready after %u s; stopping the VM", vp->cfg.boot_timeout_secs);
         vmproc_set_exit(vp, "boot-failed", "guest agent not ready within %u s",
                         vp->cfg.boot_timeout_secs);
@@ -143,6 +148,14 @@ static int setup(struct vmproc *vp, const char *config_path, struct err **errp)
         return err_set(errp, ENOMEM, "event_base_new failed");
     if (prepare_disks(vp, errp) < 0)
         return -1;
+    char dbpath[4200];
+    snprintf(dbpath, sizeof(dbpath), "%s/session.db", vp->cfg.vm_dir);
+    struct err *e = NULL;
+    if (session_db_open(dbpath, NULL, &vp->sdb, &e) < 0) {
+        /* Telemetry must never keep a VM from running. */
+        log_error("session.db: %s; running without telemetry", err_msg(e));
+        err_free(e);
+    }
     if (vp_ipc_listen(vp, errp) < 0 || vp_term_listen(vp, errp) < 0)
         return -1;
     vp->sigterm_ev = evsignal_new(vp->base, SIGTERM, signal_cb, vp);
@@ -151,6 +164,7 @@ static int setup(struct vmproc *vp, const char *config_path, struct err **errp)
     evsignal_add(vp->sigint_ev, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    vp->state = vp->cfg.restore_from ? VP_RESTORING : VP_BOOTING;
     if (vp_qemu_start(vp, errp) < 0)
         return -1;
     vp->tick_ev = event_new(vp->base, -1, EV_PERSIST, tick_cb, vp);
@@ -186,6 +200,14 @@ static void free_event(struct event **ev)
 /* Everything but the files on disk, at exit. */
 static void vmproc_free(struct vmproc *vp)
 {
+    vp_snapshot_free(vp);
+    if (vp->sdb) {
+        struct err *e = NULL;
+        if (session_db_close(vp->sdb, &e) < 0)
+            log_warn("session.db: %s", err_msg(e));
+        err_free(e);
+        vp->sdb = NULL;
+    }
     struct event **evs[] = {&vp->sigchld_ev, &vp->sigterm_ev, &vp->sigint_ev, &vp->console_ev,
                             &vp->tick_ev,    &vp->stop_ev};
     for (size_t i = 0; i < ARRAY_SIZE(evs); i++)

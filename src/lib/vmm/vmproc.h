@@ -16,12 +16,14 @@
 #include "proto/rec.h"
 #include "vm/vmconfig.h"
 
-enum vp_state { VP_BOOTING, VP_READY, VP_STOPPING, VP_EXITED };
+enum vp_state { VP_RESTORING, VP_BOOTING, VP_READY, VP_STOPPING, VP_EXITED };
 
 struct vp_conn;
 struct vp_waiter;
 struct qmp;
 struct vp_terminal;
+struct snap_job;
+struct session_db;
 
 struct vmproc {
     struct vm_config cfg;
@@ -69,6 +71,11 @@ struct vmproc {
     struct vp_terminal *term;
     int ws_listen_fd;
     struct event *ws_listen_ev;
+    struct snap_job *snap; /* suspend / pause / restore in progress */
+    struct session_db *sdb; /* telemetry: <vm dir>/session.db */
+    bool restored;         /* this boot came from a checkpoint */
+    void (*sync_cb)(struct vmproc *vp, bool ok, void *arg);
+    void *sync_arg;
 };
 
 /* ---- vmproc.c ---- */
@@ -83,16 +90,37 @@ char *vmproc_log_tail(struct vmproc *vp, size_t max_bytes);
 int vp_qemu_start(struct vmproc *vp, struct err **errp);
 void vp_qemu_on_exit(struct vmproc *vp, int status);
 void vp_qemu_kill(struct vmproc *vp);
-/* Sends a QMP command; result_cb may be NULL. */
+/* Replaces a QEMU that failed to restore with a cold boot of the same disks. */
+void vp_qemu_cold_restart(struct vmproc *vp);
+/* After QMP quit: kill QEMU if it is still there in 3 s. */
+void vp_arm_kill_timer(struct vmproc *vp);
+
+/* ---- vmproc_qmp.c ---- */
+/* Sends a QMP command; result_cb may be NULL. args is consumed. */
 typedef void (*qmp_result_fn)(struct vmproc *vp, json_t *reply, void *arg);
+int vp_qmp_start(struct vmproc *vp, int fd);
 int vp_qmp_command(struct vmproc *vp, const char *cmd, json_t *args, qmp_result_fn cb, void *arg);
+/* getfd with the descriptor attached (SCM_RIGHTS); fd stays ours to close. */
+int vp_qmp_getfd(struct vmproc *vp, const char *name, int fd, qmp_result_fn cb, void *arg);
+bool vp_qmp_ready(struct vmproc *vp);
 void vp_qmp_free(struct vmproc *vp);
+
+/* ---- vmproc_snapshot.c ---- */
+/* IPC ops "suspend", "pause" (sync + stop for a disk copy) and "cont". */
+void vp_snapshot_request(struct vmproc *vp, struct vp_conn *c, json_int_t id, const char *op);
+void vp_guest_requested_suspend(struct vmproc *vp);
+void vp_restore_on_qmp_ready(struct vmproc *vp);
+bool vp_restore_handle_exit(struct vmproc *vp);
+void vp_snapshot_free(struct vmproc *vp);
 
 /* ---- vmproc_guest.c ---- */
 int vp_channel_start(struct vmproc *vp, int fd, struct err **errp);
 void vp_channel_kick(struct vmproc *vp);
 void vp_channel_close(struct vmproc *vp);
 void vp_guest_shutdown(struct vmproc *vp);
+/* Asks the guest to sync its file systems; cb(ok) on CTL_SYNC_OK. One at a
+ * time; -1 when there is no control stream. */
+int vp_guest_sync(struct vmproc *vp, void (*cb)(struct vmproc *vp, bool ok, void *arg), void *arg);
 
 /* Host-side stream handlers, dispatched by the stream's user pointer. */
 struct hstream_ops {
@@ -120,6 +148,8 @@ struct vp_reply {
     void *owner;
 };
 void vp_reply_attach(struct vp_reply *r, struct vp_conn *c, json_int_t id);
+/* Detaches without answering (ownership of the answer moved elsewhere). */
+void vp_reply_forget(struct vp_reply *r);
 void vp_reply_ok(struct vp_reply *r, json_t *result, const struct ipc_blob *blobs, size_t n);
 void vp_reply_err(struct vp_reply *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/utf8.h"
 #include "base/util.h"
 #include "proto/agent_proto.h"
 #include "proto/tlv.h"
+#include "store/session_db.h"
 #include "vmm/vmproc.h"
 
 /* The host gives the guest this long past the command's own timeout. */
@@ -29,7 +31,38 @@ struct hexec {
     bool counted;    /* counted in vp->active_execs */
     struct event *safety;
     uint64_t queued_ms;
+    uint64_t started_real_ms;
 };
+
+#define PREVIEW_BYTES 4096
+
+/* One exec_events row per finished command (history, telemetry). */
+static void record_exec(struct hexec *x, int code, uint64_t duration, const uint64_t bytes[2])
+{
+    if (!x->vp->sdb)
+        return;
+    char *prev[2];
+    for (int i = 0; i < 2; i++) {
+        size_t n = MIN(x->out[i].len, (size_t)PREVIEW_BYTES);
+        prev[i] = utf8_sanitize((const char *)buf_head(&x->out[i]), n, NULL);
+    }
+    char id[32];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)++x->vp->exec_seq);
+    struct sdb_exec_event ev = {.timestamp_ms = (int64_t)x->started_real_ms,
+                                .exec_id = id,
+                                .command = x->command,
+                                .has_exit_code = true,
+                                .exit_code = code,
+                                .duration_ms = (int64_t)duration,
+                                .stdout_preview = prev[0] ? prev[0] : "",
+                                .stderr_preview = prev[1] ? prev[1] : "",
+                                .stdout_bytes = (int64_t)bytes[0],
+                                .stderr_bytes = (int64_t)bytes[1],
+                                .source = "api"};
+    session_db_add_exec(x->vp->sdb, &ev, NULL);
+    free(prev[0]);
+    free(prev[1]);
+}
 
 static void hexec_free(struct hexec *x)
 {
@@ -99,6 +132,7 @@ static void handle_exit(struct hexec *x, const uint8_t *p, size_t len)
                                 {buf_head(&x->out[1]), x->out[1].len}};
     log_debug("exec done: exit %d in %llu ms (%zu/%zu bytes)", code, (unsigned long long)duration,
               x->out[0].len, x->out[1].len);
+    record_exec(x, code, duration, bytes);
     vp_reply_ok(&x->reply, res, blobs, 2);
 }
 
@@ -276,6 +310,7 @@ void vp_exec_request(struct vmproc *vp, struct vp_conn *c, json_int_t id, json_t
     x->command = strdup(cmd);
     x->timeout_ms = (uint64_t)timeout * 1000;
     x->queued_ms = time_mono_ms();
+    x->started_real_ms = time_real_ms();
     x->waiting = true;
     vp_when_ready(vp, exec_start, x);
 }

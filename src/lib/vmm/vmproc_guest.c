@@ -83,6 +83,7 @@ static void send_boot(struct vmproc *vp)
     tlv_put_str(&b, T_ENV, kv);
     for (size_t i = 0; i < vp->cfg.nenv; i++)
         tlv_put_str(&b, T_ENV, vp->cfg.env[i]);
+    tlv_put_u32(&b, T_PERSISTENT, vp->cfg.persistent);
     if (vp_send_rec(vp->ctl, CTL_BOOT, buf_head(&b), b.len) < 0)
         log_error("boot configuration too large for the control stream");
     buf_free(&b);
@@ -117,6 +118,8 @@ static void handle_boot_ok(struct vmproc *vp, const uint8_t *p, size_t len)
     if (vp->state != VP_BOOTING)
         return;
     vp->state = VP_READY;
+    if (vp->restored)
+        log_info("guest agent answered after the restore");
     vp->ready_ms = time_mono_ms();
     log_info("guest ready: agent %s, kernel %s, guest uptime %llu ms, %llu ms after QEMU start",
              vp->agent_version, vp->guest_kernel, (unsigned long long)uptime,
@@ -149,11 +152,33 @@ static void handle_event(struct vmproc *vp, const uint8_t *p, size_t len)
     log_info("guest event: %s", name);
     if (event == CTL_EVENT_POWEROFF)
         vp->guest_poweroff_requested = true;
-    if (event == CTL_EVENT_SUSPEND)
-        vp->guest_suspend_requested = true;
     json_t *ev = json_pack("{s:s}", "event", name);
     vp_broadcast_event(vp, ev);
     json_decref(ev);
+    if (event == CTL_EVENT_SUSPEND) {
+        vp->guest_suspend_requested = true;
+        vp_guest_requested_suspend(vp);
+    }
+}
+
+static void sync_done(struct vmproc *vp, bool ok)
+{
+    void (*cb)(struct vmproc *, bool, void *) = vp->sync_cb;
+    vp->sync_cb = NULL;
+    if (cb)
+        cb(vp, ok, vp->sync_arg);
+}
+
+int vp_guest_sync(struct vmproc *vp, void (*cb)(struct vmproc *vp, bool ok, void *arg), void *arg)
+{
+    if (!vp->ctl || vp->sync_cb)
+        return -1;
+    if (vp_send_rec(vp->ctl, CTL_SYNC, NULL, 0) < 0)
+        return -1;
+    vp->sync_cb = cb;
+    vp->sync_arg = arg;
+    vp_channel_kick(vp);
+    return 0;
 }
 
 static void ctl_on_data(void *h, const uint8_t *d, size_t len)
@@ -175,7 +200,7 @@ static void ctl_on_data(void *h, const uint8_t *d, size_t len)
         else if (type == CTL_EVENT)
             handle_event(vp, p, n);
         else if (type == CTL_SYNC_OK)
-            log_debug("guest synced");
+            sync_done(vp, true);
         else if (type == CTL_ERROR)
             log_warn("guest control error");
     }
@@ -186,6 +211,7 @@ static void ctl_on_data(void *h, const uint8_t *d, size_t len)
 static void ctl_on_reset(void *h, uint32_t reason)
 {
     struct vmproc *vp = h;
+    sync_done(vp, false);
     log_warn("control stream reset (%s)", mux_reset_reason_name(reason));
     mux_stream_release(vp->ctl);
     vp->ctl = NULL;
@@ -290,6 +316,7 @@ static void on_writable(void *ctx, struct mux_stream *s)
 static void on_channel_error(void *ctx, const char *why)
 {
     struct vmproc *vp = ctx;
+    sync_done(vp, false);
     log_error("channel error: %s (all streams reset; waiting for a new handshake)", why);
     vp->ctl = NULL;
 }

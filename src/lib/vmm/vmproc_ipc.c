@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/sockpath.h"
 #include "base/util.h"
+#include "store/session_db.h"
 #include "vmm/vmproc.h"
 
 #define CONN_OUT_MAX (IPC_MAX_FRAME * 2u)
@@ -43,7 +44,7 @@ int vp_when_ready(struct vmproc *vp, vp_ready_fn fn, void *arg)
         fn(vp, arg, true, NULL);
         return 0;
     }
-    if (vp->state != VP_BOOTING) {
+    if (vp->state != VP_BOOTING && vp->state != VP_RESTORING) {
         fn(vp, arg, false, vp->state == VP_STOPPING ? "VM is stopping" : "VM has exited");
         return 0;
     }
@@ -96,6 +97,11 @@ static void reply_detach(struct vp_reply *r)
         }
     }
     r->conn = NULL;
+}
+
+void vp_reply_forget(struct vp_reply *r)
+{
+    reply_detach(r);
 }
 
 static void conn_flush(struct vp_conn *c)
@@ -164,7 +170,7 @@ void vp_broadcast_event(struct vmproc *vp, json_t *ev)
 
 static json_t *status_json(struct vmproc *vp)
 {
-    static const char *const names[] = {"booting", "ready", "stopping", "exited"};
+    static const char *const names[] = {"restoring", "booting", "ready", "stopping", "exited"};
     uint64_t now = time_mono_ms();
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s, s:I}", "vm_id", vp->cfg.id,
                      "name", vp->cfg.name, "state", names[vp->state], "pid", (json_int_t)getpid(),
@@ -224,6 +230,32 @@ static void handle_request(struct vp_conn *c, struct ipc_frame *f)
     } else if (strcmp(op, "stop") == 0) {
         vp_reply_ok(&tmp, NULL, NULL, 0);
         vmproc_begin_stop(vp, "stopped");
+    } else if (strcmp(op, "suspend") == 0 || strcmp(op, "pause") == 0 ||
+               strcmp(op, "cont") == 0) {
+        reply_detach(&tmp);
+        vp_snapshot_request(vp, c, id, op);
+    } else if (strcmp(op, "rename") == 0) {
+        const char *dir = json_string_value(json_object_get(req, "vm_dir"));
+        const char *name = json_string_value(json_object_get(req, "name"));
+        if (dir) {
+            free(vp->cfg.vm_dir);
+            vp->cfg.vm_dir = strdup(dir);
+        }
+        if (name) {
+            free(vp->cfg.name);
+            vp->cfg.name = strdup(name);
+        }
+        json_t *p = json_object_get(req, "persistent");
+        if (p)
+            vp->cfg.persistent = json_is_true(p);
+        log_info("VM is now %s in %s", vp->cfg.name, vp->cfg.vm_dir);
+        vp_reply_ok(&tmp, NULL, NULL, 0);
+    } else if (strcmp(op, "flush") == 0) {
+        /* Read-your-writes for history: commit what is queued (at most one
+         * batch interval, ~100 ms, of blocking). */
+        if (vp->sdb)
+            session_db_flush(vp->sdb, 2000, NULL);
+        vp_reply_ok(&tmp, NULL, NULL, 0);
     } else if (strcmp(op, "kill") == 0) {
         vp_reply_ok(&tmp, NULL, NULL, 0);
         vmproc_set_exit(vp, "killed", "deleted on request");

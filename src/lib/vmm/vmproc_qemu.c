@@ -17,188 +17,7 @@
 #include "vmm/vmproc.h"
 
 #define SERIAL_LOG_MAX (8u * 1024u * 1024u)
-#define QMP_LINE_MAX (1024u * 1024u)
 #define QUIT_GRACE_MS 3000
-
-struct qmp_pending {
-    json_int_t id;
-    qmp_result_fn cb;
-    void *arg;
-    struct qmp_pending *next;
-};
-
-struct qmp {
-    int fd;
-    struct event *rd, *wr;
-    struct buf in, out;
-    bool ready;
-    json_int_t next_id;
-    struct qmp_pending *pending;
-    struct buf queued; /* commands sent before the greeting was handled */
-};
-
-/* ---------- QMP ---------- */
-
-static void qmp_flush(struct vmproc *vp)
-{
-    struct qmp *q = vp->qmp;
-    if (evio_flush(q->fd, &q->out, q->wr) < 0)
-        log_warn("qmp: write failed: %s", strerror(errno));
-}
-
-static void qmp_send_json(struct vmproc *vp, json_t *msg)
-{
-    struct qmp *q = vp->qmp;
-    char *s = json_dumps(msg, JSON_COMPACT);
-    if (!s)
-        return;
-    struct buf *dst = q->ready ? &q->out : &q->queued;
-    buf_append_str(dst, s);
-    buf_append(dst, "\n", 1);
-    free(s);
-    if (q->ready)
-        qmp_flush(vp);
-}
-
-int vp_qmp_command(struct vmproc *vp, const char *cmd, json_t *args, qmp_result_fn cb, void *arg)
-{
-    struct qmp *q = vp->qmp;
-    if (!q) {
-        json_decref(args);
-        return -1;
-    }
-    json_int_t id = ++q->next_id;
-    json_t *msg = json_pack("{s:s, s:I}", "execute", cmd, "id", id);
-    if (args)
-        json_object_set_new(msg, "arguments", args);
-    struct qmp_pending *p = calloc(1, sizeof(*p));
-    if (p) {
-        p->id = id;
-        p->cb = cb;
-        p->arg = arg;
-        p->next = q->pending;
-        q->pending = p;
-    }
-    qmp_send_json(vp, msg);
-    json_decref(msg);
-    return 0;
-}
-
-static void qmp_handle(struct vmproc *vp, json_t *msg)
-{
-    struct qmp *q = vp->qmp;
-    if (json_object_get(msg, "QMP")) {
-        json_t *caps = json_pack("{s:s}", "execute", "qmp_capabilities");
-        char *s = json_dumps(caps, JSON_COMPACT);
-        json_decref(caps);
-        if (s) {
-            buf_append_str(&q->out, s);
-            buf_append(&q->out, "\n", 1);
-            free(s);
-        }
-        q->ready = true;
-        buf_append(&q->out, buf_head(&q->queued), q->queued.len);
-        buf_reset(&q->queued);
-        qmp_flush(vp);
-        return;
-    }
-    json_t *ev = json_object_get(msg, "event");
-    if (ev) {
-        log_info("qemu event: %s", json_string_value(ev));
-        return;
-    }
-    json_t *jid = json_object_get(msg, "id");
-    if (!jid)
-        return; /* the capabilities reply */
-    json_int_t id = json_integer_value(jid);
-    for (struct qmp_pending **pp = &q->pending; *pp; pp = &(*pp)->next) {
-        if ((*pp)->id != id)
-            continue;
-        struct qmp_pending *p = *pp;
-        *pp = p->next;
-        json_t *e = json_object_get(msg, "error");
-        if (e)
-            log_warn("qmp error: %s", json_string_value(json_object_get(e, "desc")));
-        if (p->cb)
-            p->cb(vp, msg, p->arg);
-        free(p);
-        return;
-    }
-}
-
-static void qmp_read_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct vmproc *vp = arg;
-    struct qmp *q = vp->qmp;
-    uint8_t *dst = buf_reserve(&q->in, 65536);
-    if (!dst) {
-        log_error("qmp: line too long; dropping the QMP connection");
-        event_del(q->rd);
-        return;
-    }
-    ssize_t n = recv(fd, dst, 65536, 0);
-    if (n <= 0) {
-        if (n < 0 && errno == EAGAIN)
-            return;
-        event_del(q->rd);
-        return;
-    }
-    buf_commit(&q->in, (size_t)n);
-    for (;;) {
-        uint8_t *nl = memchr(buf_head(&q->in), '\n', q->in.len);
-        if (!nl)
-            break;
-        size_t len = (size_t)(nl - buf_head(&q->in));
-        json_t *msg = json_loadb((const char *)buf_head(&q->in), len, 0, NULL);
-        buf_consume(&q->in, len + 1);
-        if (msg) {
-            qmp_handle(vp, msg);
-            json_decref(msg);
-        }
-    }
-}
-
-static void qmp_write_cb(evutil_socket_t fd, short what, void *arg)
-{
-    qmp_flush(arg);
-}
-
-static int qmp_start(struct vmproc *vp, int fd)
-{
-    struct qmp *q = calloc(1, sizeof(*q));
-    if (!q)
-        return -1;
-    q->fd = fd;
-    buf_init(&q->in, QMP_LINE_MAX);
-    buf_init(&q->out, QMP_LINE_MAX);
-    buf_init(&q->queued, QMP_LINE_MAX);
-    fd_set_nonblock(fd, true);
-    q->rd = event_new(vp->base, fd, EV_READ | EV_PERSIST, qmp_read_cb, vp);
-    q->wr = event_new(vp->base, fd, EV_WRITE, qmp_write_cb, vp);
-    event_add(q->rd, NULL);
-    vp->qmp = q;
-    return 0;
-}
-
-void vp_qmp_free(struct vmproc *vp)
-{
-    struct qmp *q = vp->qmp;
-    if (!q)
-        return;
-    event_free(q->rd);
-    event_free(q->wr);
-    while (q->pending) {
-        struct qmp_pending *p = q->pending;
-        q->pending = p->next;
-        free(p);
-    }
-    buf_free(&q->in);
-    buf_free(&q->out);
-    buf_free(&q->queued);
-    close(q->fd);
-    free(q);
-    vp->qmp = NULL;
-}
 
 /* ---------- console ---------- */
 
@@ -279,8 +98,10 @@ int vp_qemu_start(struct vmproc *vp, struct err **errp)
     char *kcmd = qemu_kernel_cmdline(&vp->cfg);
     log_info("kernel cmdline: %s", kcmd ? kcmd : "?");
     free(kcmd);
-    vp->sigchld_ev = evsignal_new(vp->base, SIGCHLD, sigchld_cb, vp);
-    evsignal_add(vp->sigchld_ev, NULL);
+    if (!vp->sigchld_ev) {
+        vp->sigchld_ev = evsignal_new(vp->base, SIGCHLD, sigchld_cb, vp);
+        evsignal_add(vp->sigchld_ev, NULL);
+    }
     vp->qemu_start_ms = time_mono_ms();
     pid_t pid = fork();
     if (pid < 0) {
@@ -301,7 +122,7 @@ int vp_qemu_start(struct vmproc *vp, struct err **errp)
     fd_set_nonblock(con[0], true);
     vp->console_ev = event_new(vp->base, con[0], EV_READ | EV_PERSIST, console_cb, vp);
     event_add(vp->console_ev, NULL);
-    if (qmp_start(vp, qmp[0]) < 0)
+    if (vp_qmp_start(vp, qmp[0]) < 0)
         return err_set(errp, ENOMEM, "out of memory");
     return vp_channel_start(vp, chan[0], errp);
 }
@@ -316,6 +137,8 @@ void vp_qemu_on_exit(struct vmproc *vp, int status)
 {
     vp->qemu_exited = true;
     vp->qemu_status = status;
+    if (vp_restore_handle_exit(vp))
+        return; /* a cold boot replaces it */
     if (vp->console_ev) {
         /* Drain what the console still holds before we go. */
         console_cb(vp->console_fd, EV_READ, vp);
@@ -342,6 +165,38 @@ void vp_qemu_on_exit(struct vmproc *vp, int status)
     event_base_loopbreak(vp->base);
 }
 
+/* A QEMU that could not restore goes; the same disks boot cold. */
+void vp_qemu_cold_restart(struct vmproc *vp)
+{
+    if (vp->qemu_pid > 0 && !vp->qemu_exited) {
+        kill(vp->qemu_pid, SIGKILL);
+        int status;
+        while (waitpid(vp->qemu_pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (vp->console_ev) {
+        event_free(vp->console_ev);
+        vp->console_ev = NULL;
+    }
+    if (vp->console_fd >= 0) {
+        close(vp->console_fd);
+        vp->console_fd = -1;
+    }
+    vp_qmp_free(vp);
+    vp_channel_close(vp);
+    vp->qemu_exited = false;
+    vp->qemu_pid = 0;
+    vp->state = VP_BOOTING;
+    struct err *e = NULL;
+    if (vp_qemu_start(vp, &e) < 0) {
+        log_error("cold boot after a failed restore: %s", err_msg(e));
+        vmproc_set_exit(vp, "boot-failed", "cold boot after a failed restore: %s", err_msg(e));
+        err_free(e);
+        vp->state = VP_EXITED;
+        event_base_loopbreak(vp->base);
+    }
+}
+
 /* ---------- stop sequence ---------- */
 
 static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -360,6 +215,15 @@ static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
         log_warn("QEMU did not quit; killing it");
         vp_qemu_kill(vp);
     }
+}
+
+void vp_arm_kill_timer(struct vmproc *vp)
+{
+    if (!vp->stop_ev)
+        vp->stop_ev = event_new(vp->base, -1, 0, stop_timer_cb, vp);
+    vp->stop_phase = 2;
+    struct timeval tv = {QUIT_GRACE_MS / 1000, 0};
+    event_add(vp->stop_ev, &tv);
 }
 
 void vmproc_begin_stop(struct vmproc *vp, const char *reason)
