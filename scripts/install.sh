@@ -1,7 +1,8 @@
 #!/bin/bash
-# Installs the host binaries and the guest assets into CAPSEM_HOME:
+# Installs the host binaries into CAPSEM_HOME and runs `capsem setup` to install
+# the guest assets (sha256 and size verified, manifest written atomically, old
+# versions cleaned up, user.toml written if absent):
 #   scripts/install.sh --home DIR --bin-dir BUILD/src/cmd --assets build/assets
-# Assets are hard-linked when possible (they are read-only), else copied.
 set -euo pipefail
 
 HOME_DIR="" BIN_DIR="" ASSETS=""
@@ -19,44 +20,30 @@ done
 }
 
 umask 077
-mkdir -p "$HOME_DIR/bin" "$HOME_DIR/assets"
+mkdir -p "$HOME_DIR/bin"
 chmod 700 "$HOME_DIR"
-for b in capsem capsem-service capsem-process; do
+for b in capsem capsem-service capsem-process capsem-mcp; do
     src="$BIN_DIR/$b"
-    [ -x "$src" ] || src="$BIN_DIR/$b/$b"
     [ -x "$src" ] || { echo "install.sh: $b not built" >&2 && exit 1; }
     install -m 0755 "$src" "$HOME_DIR/bin/$b.new"
     mv -f "$HOME_DIR/bin/$b.new" "$HOME_DIR/bin/$b"
 done
 
-version=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["current"])' \
-    "$ASSETS/manifest.json")
-if [ ! -d "$HOME_DIR/assets/v$version" ]; then
-    tmp="$HOME_DIR/assets/.v$version.tmp"
-    rm -rf "$tmp"
-    cp -al "$ASSETS/v$version" "$tmp" 2>/dev/null || cp -a --reflink=auto "$ASSETS/v$version" "$tmp"
-    mv "$tmp" "$HOME_DIR/assets/v$version"
+# A service from older binaries keeps running its VMs; stop it so the next
+# command starts the new one, which re-adopts them.
+pidfile="$HOME_DIR/run/service.pid"
+if [ -f "$pidfile" ]; then
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
 fi
-# The manifest lists every version still installed, current first.
-/usr/bin/python3 - "$ASSETS/manifest.json" "$HOME_DIR/assets" <<'PY'
-import json, os, sys
-src = json.load(open(sys.argv[1]))
-dst_dir = sys.argv[2]
-path = os.path.join(dst_dir, "manifest.json")
-try:
-    dst = json.load(open(path))
-except (OSError, ValueError):
-    dst = {"format": 1, "versions": {}}
-dst["format"] = 1
-dst.setdefault("versions", {}).update(src["versions"])
-dst["current"] = src["current"]
-dst["versions"] = {v: e for v, e in dst["versions"].items()
-                   if os.path.isdir(os.path.join(dst_dir, "v" + v))}
-tmp = path + ".tmp"
-with open(tmp, "w") as f:
-    json.dump(dst, f, indent=2)
-    f.flush()
-    os.fsync(f.fileno())
-os.rename(tmp, path)
-PY
-echo "Installed capsem into $HOME_DIR (assets v$version)"
+
+ABS_ASSETS=$(cd "$ASSETS" && pwd)
+if [ "$(cd "$HOME_DIR" && pwd)" = "$(cd ~ && pwd)/.capsem" ]; then
+    "$HOME_DIR/bin/capsem" setup --non-interactive --no-service --assets-from "$ABS_ASSETS"
+else
+    CAPSEM_HOME="$HOME_DIR" "$HOME_DIR/bin/capsem" setup --non-interactive --no-service \
+        --assets-from "$ABS_ASSETS"
+fi

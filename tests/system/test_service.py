@@ -102,3 +102,31 @@ def test_guest_poweroff_destroys_an_ephemeral_vm(capsem):
              "the VM to power off")
     sessions = os.listdir(os.path.join(capsem.home, "run", "sessions"))
     assert not [d for d in sessions if d.startswith(vm["id"])]  # clean exit: nothing kept
+
+
+def test_settings_layers_locks_and_limits(home, tmp_path):
+    corp = tmp_path / "corp.toml"
+    corp.write_text('[vm]\nshutdown_grace_secs = 3\n')
+    with open(os.path.join(home.home, "user.toml"), "w") as f:
+        f.write('[vm]\nram_mb = 512\nprofile = "minimal"\nshutdown_grace_secs = 20\nbogus = 1\n')
+    home.env["CAPSEM_CORP_CONFIG"] = str(corp)
+    start_service(home)
+    info = home.api("GET", "/settings/info").json
+    by_id = {s["id"]: s for s in info["settings"]}
+    assert by_id["vm.ram_mb"]["value"] == 512 and by_id["vm.ram_mb"]["source"] == "user"
+    assert by_id["vm.shutdown_grace_secs"]["value"] == 3
+    assert by_id["vm.shutdown_grace_secs"]["corp_locked"] is True
+    assert any("bogus" in i for i in info["issues"])
+    r = home.api("PATCH", "/settings/edit", {"vm.shutdown_grace_secs": 5})
+    assert r.status == 403
+    r = home.api("PATCH", "/settings/edit", {"vm.cpus": 99})
+    assert r.status == 400
+    r = home.api("PATCH", "/settings/edit", {"limits.max_concurrent_vms": 1, "vm.cpus": 1})
+    assert r.status == 200
+    assert "max_concurrent_vms = 1" in open(os.path.join(home.home, "user.toml")).read()
+    first = home.create()  # profile and RAM from user.toml
+    assert home.api("GET", f"/vms/{first['id']}/info").json["ram_mb"] == 512
+    assert home.api("GET", f"/vms/{first['id']}/info").json["cpus"] == 1
+    r = home.api("POST", "/vms/create", {})
+    assert r.status == 409 and "too many running VMs (limit 1)" in r.json["error"]
+    home.delete(first["id"])

@@ -37,8 +37,8 @@ def test_shell_pty_resize_and_exit(capsem, vm):
     try:
         wait_for(lambda: "#" in tmux.screen(), 60, "a shell prompt")
         tmux.run("send-keys", "-t", "t", "echo $((6*7)) && tty", "Enter")
-        wait_for(lambda: "42" in tmux.screen(), 30, "command output")
-        assert "/dev/pts/" in tmux.screen()
+        wait_for(lambda: "42" in tmux.screen() and "/dev/pts/" in tmux.screen(), 30,
+                 "command output")
         tmux.run("send-keys", "-t", "t", "stty size", "Enter")
         wait_for(lambda: "40 120" in tmux.screen(), 30, "the initial window size")
         tmux.run("resize-window", "-t", "t", "-x", "100", "-y", "30")

@@ -536,6 +536,16 @@ def autostart_checks(cli, tmp, assets):
           os.path.exists(os.path.join(home, "assets", "manifest.json")),
           "first use runs setup (stderr); the stop marker then prevents auto-start")
     os.unlink(marker)
+    toml = os.path.join(home, "user.toml")
+    kept = open(toml).read()
+    with open(toml, "w") as f:
+        f.write("[service]\nauto_start = false\n")
+    r = capsem(cli2, env, "list")
+    check(r.returncode == 1 and r.stderr == "Error: capsem-service is not running and "
+          "service.auto_start is false; run: capsem service start\n",
+          "service.auto_start = false turns auto-start off")
+    with open(toml, "w") as f:
+        f.write(kept)
     r = capsem(cli2, env, "list")
     check(r.returncode == 0 and r.stdout == "No VMs.\n" and
           r.stderr == "warning: capsem-service is 0.0.9, capsem is 0.1.0\n",

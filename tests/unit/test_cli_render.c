@@ -56,10 +56,11 @@ static void test_images(void)
     free(s);
     ok(render_str(images_table, "{}") == NULL, "missing images list is an error");
 
-    const char *one = "{\"name\":\"base\",\"description\":\"python + deps\",\"profile_id\":\"code\","
-                      "\"base_version\":\"ad36\",\"arch\":\"x86_64\",\"size_bytes\":3145728,"
-                      "\"created_at\":\"2026-11-29T10:00:00Z\",\"forked_from\":\"dev\","
-                      "\"source_vm_id\":\"u1\",\"in_use_by\":[\"a\",\"b\"]}";
+    const char *one =
+        "{\"name\":\"base\",\"description\":\"python + deps\",\"profile_id\":\"code\","
+        "\"base_version\":\"ad36\",\"arch\":\"x86_64\",\"size_bytes\":3145728,"
+        "\"created_at\":\"2026-11-29T10:00:00Z\",\"forked_from\":\"dev\","
+        "\"source_vm_id\":\"u1\",\"in_use_by\":[\"a\",\"b\"]}";
     s = render_str(cli_render_image_info, one);
     is_str(s,
            "Name: base\nDescription: python + deps\nProfile: code\nBase: ad36\nArch: x86_64\n"
@@ -101,8 +102,8 @@ static void test_history(void)
     static const struct {
         int64_t ms;
         const char *want;
-    } durs[] = {{0, "0ms"},        {999, "999ms"},     {1000, "1.0s"},     {59999, "59.9s"},
-                {60000, "1m00s"},  {3599000, "59m59s"}, {3600000, "1h00m"}, {-1, "-"}};
+    } durs[] = {{0, "0ms"},       {999, "999ms"},      {1000, "1.0s"},     {59999, "59.9s"},
+                {60000, "1m00s"}, {3599000, "59m59s"}, {3600000, "1h00m"}, {-1, "-"}};
     for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
         cli_format_duration_ms(durs[i].ms, d, sizeof(d));
         is_str(d, durs[i].want, "duration %lld ms", (long long)durs[i].ms);

@@ -50,7 +50,8 @@ static json_t *file_entry(const char *vdir, const char *file)
     if (sha256_file(p, sum, NULL) < 0 || stat(p, &st) < 0)
         abort();
     free(p);
-    return json_pack("{s:s, s:s, s:I}", "file", file, "sha256", sum, "size", (json_int_t)st.st_size);
+    return json_pack("{s:s, s:s, s:I}", "file", file, "sha256", sum, "size",
+                     (json_int_t)st.st_size);
 }
 
 /* A source directory with version ver: kernel, initrd, two rootfs. */
@@ -73,13 +74,12 @@ static void make_source(const char *src, const char *ver, const char *salt)
     if (!m)
         m = json_pack("{s:i, s:{}}", "format", 1, "versions");
     json_object_set_new(m, "current", json_string(ver));
-    json_object_set_new(json_object_get(m, "versions"), ver,
-                        json_pack("{s:s, s:o, s:o, s:{s:o, s:o}, s:s}", "arch", "x86_64", "kernel",
-                                  file_entry(vdir, "vmlinux"), "initrd",
-                                  file_entry(vdir, "initrd.img"), "rootfs", "code",
-                                  file_entry(vdir, "rootfs-code.erofs"), "minimal",
-                                  file_entry(vdir, "rootfs-minimal.erofs"), "kernel_release",
-                                  "6.1-test"));
+    json_object_set_new(
+        json_object_get(m, "versions"), ver,
+        json_pack("{s:s, s:o, s:o, s:{s:o, s:o}, s:s}", "arch", "x86_64", "kernel",
+                  file_entry(vdir, "vmlinux"), "initrd", file_entry(vdir, "initrd.img"), "rootfs",
+                  "code", file_entry(vdir, "rootfs-code.erofs"), "minimal",
+                  file_entry(vdir, "rootfs-minimal.erofs"), "kernel_release", "6.1-test"));
     json_dump_file(m, mpath, JSON_INDENT(2));
     json_decref(m);
     free(mpath);
@@ -114,7 +114,8 @@ static void test_install(void)
     struct events ev = {0};
     struct err *e = NULL;
     is_int(assets_install(src, dst, false, on_event, &ev, &e), 0, "install v1.0");
-    ok(ev.install == 1 && ev.file == 4 && ev.done == 1 && ev.skip == 0, "events: 1 version, 4 files");
+    ok(ev.install == 1 && ev.file == 4 && ev.done == 1 && ev.skip == 0,
+       "events: 1 version, 4 files");
     char *k = path2(dst, "v1.0/vmlinux");
     ok(exists(k), "kernel placed");
     struct stat st;
@@ -127,8 +128,8 @@ static void test_install(void)
     json_decref(m);
 
     struct assets a;
-    ok(assets_load(dst, &a, NULL) == 0 && assets_verify_boot_set(&a, assets_find(&a, "1.0"), "code",
-                                                                 NULL) == 0,
+    ok(assets_load(dst, &a, NULL) == 0 &&
+           assets_verify_boot_set(&a, assets_find(&a, "1.0"), "code", NULL) == 0,
        "installed copy loads and verifies");
     assets_free(&a);
 
@@ -258,21 +259,20 @@ static void on_step(void *arg, enum cli_step_level level, const char *step, cons
 {
     struct lines *l = arg;
     static const char *const tags[] = {"ok", "skip", "warn"};
-    int n = snprintf(l->text + l->len, sizeof(l->text) - l->len, "[%s] %s: %s\n", tags[level],
-                     step, text);
+    int n = snprintf(l->text + l->len, sizeof(l->text) - l->len, "[%s] %s: %s\n", tags[level], step,
+                     text);
     if (n > 0)
         l->len = MIN(l->len + (size_t)n, sizeof(l->text) - 1);
 }
 
 static void test_setup_run(void)
 {
-    char *home = path2(root, "setup"), *run = path2(root, "setup/run"),
-         *src = path2(root, "src");
+    char *home = path2(root, "setup"), *run = path2(root, "setup/run"), *src = path2(root, "src");
     setenv("CAPSEM_HOME", home, 1);
     make_source(src, "3.0", "c"); /* test_install left it tampered */
     struct lines l = {.len = 0};
-    struct cli_setup s = {.home = home, .run_dir = run, .assets_from = src, .step = on_step,
-                          .step_arg = &l};
+    struct cli_setup s = {
+        .home = home, .run_dir = run, .assets_from = src, .step = on_step, .step_arg = &l};
     struct err *e = NULL;
     is_int(cli_setup_run(&s, &e), 0, "setup runs: %s", e ? err_msg(e) : "");
     is_str(s.assets_version, "3.0", "assets version is the source's current");
@@ -309,7 +309,8 @@ static void test_setup_run(void)
        "second run changes nothing");
     free(text);
     text = NULL;
-    ok(file_read_all(toml, 1 << 20, &text, NULL, NULL) == 0 && strcmp(text, "[vm]\ncpus = 4\n") == 0,
+    ok(file_read_all(toml, 1 << 20, &text, NULL, NULL) == 0 &&
+           strcmp(text, "[vm]\ncpus = 4\n") == 0,
        "existing user.toml kept");
     cli_setup_free(&s);
 
@@ -366,7 +367,8 @@ static void test_svcctl(void)
     ok(!cli_unit_installed(), "not installed");
 
     /* A fake systemctl on PATH records its arguments. */
-    char *bin = path2(root, "bin"), *log = path2(root, "systemctl.log"), *sc = path2(bin, "systemctl");
+    char *bin = path2(root, "bin"), *log = path2(root, "systemctl.log"),
+         *sc = path2(bin, "systemctl");
     mkdir_p(bin, 0755, NULL);
     char script[512];
     snprintf(script, sizeof(script),
@@ -461,13 +463,15 @@ static void test_doctor(void)
 
     uint64_t bytes = 0;
     char *deep = path2(root, "a/b/c");
-    ok(cli_free_bytes(deep, &bytes, NULL) == 0 && bytes > 0, "free bytes of a missing path's parent");
+    ok(cli_free_bytes(deep, &bytes, NULL) == 0 && bytes > 0,
+       "free bytes of a missing path's parent");
     free(deep);
 
     char *dst = path2(root, "home/assets");
     struct buf b;
     buf_init(&b, 4096);
-    ok(cli_assets_check(dst, &b, NULL) == 0 && b.len && strstr((char *)buf_head(&b), "v2.0 current"),
+    ok(cli_assets_check(dst, &b, NULL) == 0 && b.len &&
+           strstr((char *)buf_head(&b), "v2.0 current"),
        "installed assets verify");
     buf_free(&b);
     char *k = path2(dst, "v2.0/vmlinux");
@@ -487,7 +491,8 @@ static void test_doctor(void)
     chmod(q, 0755);
     char v[128];
     char *full = NULL;
-    ok(cli_qemu_version(q, &full, v, sizeof(v), NULL) == 0 && strcmp(v, "QEMU emulator version 9.9.9") == 0,
+    ok(cli_qemu_version(q, &full, v, sizeof(v), NULL) == 0 &&
+           strcmp(v, "QEMU emulator version 9.9.9") == 0,
        "qemu version line");
     free(full);
     full = NULL;

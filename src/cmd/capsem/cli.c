@@ -15,11 +15,12 @@
 #include "cli/autostart.h"
 #include "cli/format.h"
 #include "cli/svcctl.h"
+#include "config/settings.h"
 
 static const struct cli_command *const commands[] = {
-    &cmd_run,    &cmd_create,  &cmd_shell,  &cmd_exec,    &cmd_list,  &cmd_info,
-    &cmd_resume, &cmd_suspend, &cmd_stop,   &cmd_restart, &cmd_delete, &cmd_persist,
-    &cmd_fork,   &cmd_image,   &cmd_cp,     &cmd_logs,    &cmd_history, &cmd_purge,
+    &cmd_run,    &cmd_create,  &cmd_shell,   &cmd_exec,    &cmd_list,    &cmd_info,
+    &cmd_resume, &cmd_suspend, &cmd_stop,    &cmd_restart, &cmd_delete,  &cmd_persist,
+    &cmd_fork,   &cmd_image,   &cmd_cp,      &cmd_logs,    &cmd_history, &cmd_purge,
     &cmd_doctor, &cmd_setup,   &cmd_service, &cmd_version,
 };
 
@@ -103,8 +104,8 @@ static void print_group_help(const struct cli_command *g)
     printf("Usage: capsem %s\n\n%s\n\nCommands:\n", g->usage, g->description);
     for (size_t k = 0; k < g->nsubs; k++)
         print_command_line(stdout, g->subs[k]);
-    printf("\nExamples:\n%s\nRun 'capsem %s COMMAND --help' for more on a command.\n",
-           g->examples, g->name);
+    printf("\nExamples:\n%s\nRun 'capsem %s COMMAND --help' for more on a command.\n", g->examples,
+           g->name);
 }
 
 static void print_command_help(const struct cli_command *c)
@@ -261,13 +262,28 @@ static void ctx_free(struct cli_ctx *ctx)
     free(ctx->socket);
 }
 
-static struct cli_autostart autostart_cfg(const struct cli_ctx *ctx)
+/* service.auto_start from user.toml and the corp file (true when they
+ * cannot be read: the service reports their problems). */
+static bool auto_start_setting(const struct cli_ctx *ctx)
 {
-    return (struct cli_autostart){.home = ctx->home,
-                                  .run_dir = ctx->run_dir,
-                                  .allowed = !ctx->socket_explicit,
-                                  .systemd = cli_unit_applies(),
-                                  .wait_ms = CLI_START_WAIT_MS};
+    struct settings *s = settings_load(ctx->home, NULL);
+    bool on = !s || settings_bool(s, "service.auto_start");
+    settings_free(s);
+    return on;
+}
+
+static struct cli_autostart autostart_cfg(const struct cli_ctx *ctx, bool explicit_start)
+{
+    bool on = explicit_start || ctx->socket_explicit || auto_start_setting(ctx);
+    return (struct cli_autostart){
+        .home = ctx->home,
+        .run_dir = ctx->run_dir,
+        .allowed = !ctx->socket_explicit,
+        .disabled = on ? NULL
+                       : "capsem-service is not running and service.auto_start is false; run: "
+                         "capsem service start",
+        .systemd = cli_unit_applies(),
+        .wait_ms = CLI_START_WAIT_MS};
 }
 
 struct cli_client *cli_connect_ex(struct cli_ctx *ctx, bool first_use, struct err **errp)
@@ -279,7 +295,7 @@ struct cli_client *cli_connect_ex(struct cli_ctx *ctx, bool first_use, struct er
     struct cli_client *c = cli_client_new(ctx->socket, CLI_MAX_RESPONSE, errp);
     if (!c)
         return NULL;
-    struct cli_autostart a = autostart_cfg(ctx);
+    struct cli_autostart a = autostart_cfg(ctx, ctx->explicit_start);
     _cleanup_free_ char *version = NULL;
     bool started = false;
     if (cli_service_ensure(c, &a, &version, &started, errp) < 0) {

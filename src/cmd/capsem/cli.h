@@ -25,6 +25,7 @@ struct cli_ctx {
     char *socket;         /* service socket (logical path) */
     bool socket_explicit; /* --uds-path or CAPSEM_UDS_PATH: no auto-start */
     bool stderr_tty;
+    bool explicit_start;       /* `service start`: ignore service.auto_start */
     struct cli_client *client; /* after cli_connect() */
 };
 
@@ -105,13 +106,13 @@ struct cli_command {
 extern const struct cli_command cmd_run, cmd_create, cmd_exec, cmd_shell, cmd_list, cmd_info,
     cmd_delete, cmd_version;
 extern const struct cli_command cmd_resume, cmd_suspend, cmd_stop, cmd_restart, cmd_persist,
-    cmd_purge;                                                      /* cmd_state.c */
-extern const struct cli_command cmd_logs, cmd_history;              /* cmd_logs.c */
-extern const struct cli_command cmd_fork, cmd_image;                /* cmd_image.c */
-extern const struct cli_command cmd_cp;                             /* cmd_cp.c */
-extern const struct cli_command cmd_doctor;                         /* cmd_doctor.c */
-extern const struct cli_command cmd_setup;                          /* cmd_setup.c */
-extern const struct cli_command cmd_service;                        /* cmd_service.c */
+    cmd_purge;                                         /* cmd_state.c */
+extern const struct cli_command cmd_logs, cmd_history; /* cmd_logs.c */
+extern const struct cli_command cmd_fork, cmd_image;   /* cmd_image.c */
+extern const struct cli_command cmd_cp;                /* cmd_cp.c */
+extern const struct cli_command cmd_doctor;            /* cmd_doctor.c */
+extern const struct cli_command cmd_setup;             /* cmd_setup.c */
+extern const struct cli_command cmd_service;           /* cmd_service.c */
 
 /* Common option rows, for the commands' tables. */
 #define OPT_ROW_UDS                                                                                \

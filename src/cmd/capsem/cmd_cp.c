@@ -141,7 +141,8 @@ static int run_cp(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_args
     if (rs + rd != 1)
         return cli_usage(&cmd_cp, "exactly one of SRC and DST must be VM:PATH");
     _cleanup_err_ struct err *e = NULL;
-    int rc = rs ? download(ctx, src_vm, src_path, src, dst, &e) : upload(ctx, src, dst_vm, dst_path, &e);
+    int rc =
+        rs ? download(ctx, src_vm, src_path, src, dst, &e) : upload(ctx, src, dst_vm, dst_path, &e);
     return rc < 0 ? cli_fail(e) : EXIT_OK;
 }
 

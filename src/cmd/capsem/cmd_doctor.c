@@ -18,6 +18,7 @@
 #include "cli/autostart.h"
 #include "cli/doctor.h"
 #include "cli/format.h"
+#include "config/settings.h"
 #include "vm/qemu.h"
 
 enum level { OK, WARN, FAIL };
@@ -74,13 +75,24 @@ static void check_kvm(struct doctor *d)
            fd >= 0 ? "/dev/kvm opens" : "/dev/kvm cannot be opened: VMs would use TCG");
 }
 
+/* hypervisor.qemu_binary, else qemu-system-<host arch>. malloc'd. */
+static char *qemu_binary(const struct doctor *d)
+{
+    struct settings *s = settings_load(d->ctx->home, NULL);
+    const char *set = s ? settings_str(s, "hypervisor.qemu_binary") : NULL;
+    char *bin = strdup(set && *set ? set : qemu_default_binary());
+    settings_free(s);
+    return bin;
+}
+
 static void check_qemu(struct doctor *d)
 {
     _cleanup_err_ struct err *e = NULL;
     _cleanup_free_ char *path = NULL;
+    _cleanup_free_ char *bin = qemu_binary(d);
     char version[256];
-    if (cli_qemu_version(qemu_default_binary(), &path, version, sizeof(version), &e) < 0)
-        report(d, FAIL, "qemu", "%s", err_msg(e));
+    if (!bin || cli_qemu_version(bin, &path, version, sizeof(version), &e) < 0)
+        report(d, FAIL, "qemu", "%s", e ? err_msg(e) : "out of memory");
     else
         report(d, OK, "qemu", "%s (%s)", path, version);
 }
@@ -134,7 +146,8 @@ static int gateway_health(const char *port, struct err **errp)
     if (h && curl_easy_setopt(h, CURLOPT_URL, url) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_TIMEOUT, 5L) == CURLE_OK &&
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b) == CURLE_OK && curl_easy_perform(h) == CURLE_OK &&
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b) == CURLE_OK &&
+        curl_easy_perform(h) == CURLE_OK &&
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200) {
         json_t *j = json_loadb((const char *)buf_head(&b), b.len, 0, NULL);
         rc = json_is_true(json_object_get(j, "ok")) ? 0 : -1;
@@ -242,8 +255,8 @@ static void vm_checks(struct doctor *d, const char *id, const char *name, uint64
         else
             report(d, OK, "vm", "guest arch %s, as the host", arch);
     }
-    if (guest_check(d, id, "f=/root/.capsem-doctor; echo w >$f && cat $f && rm -f $f", "w\n",
-                    &root, "/root writable"))
+    if (guest_check(d, id, "f=/root/.capsem-doctor; echo w >$f && cat $f && rm -f $f", "w\n", &root,
+                    "/root writable"))
         report(d, OK, "vm", "/root is writable");
     if (!guest_check(d, id, "cat /proc/net/dev", NULL, &net, "network interfaces"))
         return;
@@ -270,8 +283,8 @@ static int check_vm(struct doctor *d)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     _cleanup_err_ struct err *e = NULL;
-    json_auto_t *body = json_pack("{s:i, s:i, s:I}", "cpus", 1, "ram_mb", 1024, "owner_pid",
-                                  (json_int_t)getpid());
+    json_auto_t *body =
+        json_pack("{s:i, s:i, s:I}", "cpus", 1, "ram_mb", 1024, "owner_pid", (json_int_t)getpid());
     json_auto_t *vm = NULL;
     uint64_t t0 = time_mono_ms();
     /* Not abortable: once asked, the VM is created; we then delete it. */

@@ -72,6 +72,7 @@ static int run_install(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli
     if (refuse_custom_home("install"))
         return EXIT_ERROR;
     _cleanup_err_ struct err *e = NULL;
+    ctx->explicit_start = true;
     if (cli_service_install(ctx->run_dir, &e) < 0 || !cli_connect_ex(ctx, false, &e))
         return cli_fail(e);
     printf("Service installed.\n");
@@ -98,6 +99,7 @@ static int run_uninstall(struct cli_ctx *ctx, struct cmd_opts *o, const struct c
 static int run_start(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_args *a)
 {
     _cleanup_err_ struct err *e = NULL;
+    ctx->explicit_start = true;
     if (cli_stop_marker(ctx->run_dir, false, &e) < 0 || !cli_connect_ex(ctx, false, &e))
         return cli_fail(e);
     printf("Service started.\n");
@@ -183,11 +185,13 @@ static int run_status(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_
     bool ready = json_is_true(json_object_get(st, "ready"));
     bool installed = cli_unit_installed();
     printf("Installed: %s%s%s%s\n", installed ? "yes (" : "no", installed ? unit : "",
-           installed ? ")" : "", installed && cli_custom_home_var() ? ", not used: custom home" : "");
+           installed ? ")" : "",
+           installed && cli_custom_home_var() ? ", not used: custom home" : "");
     if (!running)
         printf("Running: no\n");
     else if (pid > 0)
-        printf("Running: yes (pid %d)%s\n", (int)pid, ready ? "" : ", not ready (run: capsem doctor)");
+        printf("Running: yes (pid %d)%s\n", (int)pid,
+               ready ? "" : ", not ready (run: capsem doctor)");
     else
         printf("Running: yes%s\n", ready ? "" : ", not ready (run: capsem doctor)");
     printf("Version: %s\nSocket: %s\n", version ? version : "-", ctx->socket);
@@ -206,17 +210,17 @@ static const struct cli_opt stop_opts[] = {
     OPT_ROW_UDS,
 };
 
-#define SERVICE_SUB(var, word, use, sum, desc, ex, opt_table, fn)                                 \
-    static const struct cli_command var = {.name = "service " word,                              \
-                                           .usage = "service " use,                              \
-                                           .summary = sum,                                       \
-                                           .description = desc,                                  \
-                                           .examples = ex,                                       \
-                                           .opts = opt_table,                                    \
-                                           .nopts = ARRAY_SIZE(opt_table),                       \
-                                           .stop_after = -1,                                     \
-                                           .min_pos = 0,                                         \
-                                           .max_pos = 0,                                         \
+#define SERVICE_SUB(var, word, use, sum, desc, ex, opt_table, fn)                                  \
+    static const struct cli_command var = {.name = "service " word,                                \
+                                           .usage = "service " use,                                \
+                                           .summary = sum,                                         \
+                                           .description = desc,                                    \
+                                           .examples = ex,                                         \
+                                           .opts = opt_table,                                      \
+                                           .nopts = ARRAY_SIZE(opt_table),                         \
+                                           .stop_after = -1,                                       \
+                                           .min_pos = 0,                                           \
+                                           .max_pos = 0,                                           \
                                            .run = fn}
 
 SERVICE_SUB(cmd_service_install, "install", "install", "Install and start the systemd user service",
@@ -246,9 +250,9 @@ SERVICE_SUB(cmd_service_status, "status", "status", "Show the service's state",
             "its assets are ready, else 1. Never starts the service.",
             "  capsem service status\n", plain_opts, run_status);
 
-static const struct cli_command *const service_subs[] = {
-    &cmd_service_install, &cmd_service_uninstall, &cmd_service_start, &cmd_service_stop,
-    &cmd_service_status};
+static const struct cli_command *const service_subs[] = {&cmd_service_install,
+                                                         &cmd_service_uninstall, &cmd_service_start,
+                                                         &cmd_service_stop, &cmd_service_status};
 
 const struct cli_command cmd_service = {
     .name = "service",

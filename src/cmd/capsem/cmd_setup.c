@@ -18,8 +18,8 @@
 
 static void on_step(void *arg, enum cli_step_level level, const char *step, const char *text)
 {
-    static const char *const tags[] = {[CLI_STEP_OK] = "ok", [CLI_STEP_SKIP] = "skip",
-                                       [CLI_STEP_WARN] = "warn"};
+    static const char *const tags[] = {
+        [CLI_STEP_OK] = "ok", [CLI_STEP_SKIP] = "skip", [CLI_STEP_WARN] = "warn"};
     FILE *f = arg;
     fprintf(f, "[%s] %s: %s\n", tags[level], step, text);
     fflush(f);
@@ -110,10 +110,8 @@ int cli_first_use(struct cli_ctx *ctx, struct err **errp)
     if (access(manifest, F_OK) == 0)
         return 0;
     fprintf(stderr, "capsem: first use: running capsem setup --non-interactive\n");
-    struct cli_setup s = {.home = ctx->home,
-                          .run_dir = ctx->run_dir,
-                          .step = on_step,
-                          .step_arg = stderr};
+    struct cli_setup s = {
+        .home = ctx->home, .run_dir = ctx->run_dir, .step = on_step, .step_arg = stderr};
     int rc = cli_setup_run(&s, errp);
     cli_setup_free(&s);
     if (rc < 0)

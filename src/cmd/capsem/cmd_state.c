@@ -269,8 +269,8 @@ static int run_purge(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_a
     if (!c || cli_client_call(c, "POST", "/purge", body, CLI_CALL_TIMEOUT, &resp, &e) < 0)
         return cli_fail(e);
     json_int_t n = json_integer_value(json_object_get(resp, "purged"));
-    printf("Purged %lld VM%s (%lld ephemeral, %lld persistent).\n", (long long)n,
-           n == 1 ? "" : "s", (long long)json_integer_value(json_object_get(resp, "ephemeral_purged")),
+    printf("Purged %lld VM%s (%lld ephemeral, %lld persistent).\n", (long long)n, n == 1 ? "" : "s",
+           (long long)json_integer_value(json_object_get(resp, "ephemeral_purged")),
            (long long)json_integer_value(json_object_get(resp, "persistent_purged")));
     return EXIT_OK;
 }

@@ -2,6 +2,7 @@
  * shutdown and sync requests from the host, lifecycle events to the host. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -96,6 +97,34 @@ static void send_error(struct control *c, const char *msg)
     buf_free(&b);
 }
 
+/* Kernel ABI (<linux/random.h> is not in musl): RNDADDENTROPY credits the
+ * bytes, RNDRESEEDCRNG makes the CRNG use them now. Matters most for VMs
+ * restored from a shared boot snapshot, whose RNG state would otherwise be
+ * identical. */
+#define CAPSEM_RNDADDENTROPY 0x40085203
+#define CAPSEM_RNDRESEEDCRNG 0x5207
+
+static void reseed(const uint8_t *seed, size_t n)
+{
+    struct {
+        int entropy_count;
+        int buf_size;
+        uint8_t buf[256];
+    } info;
+    if (n == 0 || n > sizeof(info.buf))
+        return;
+    info.entropy_count = (int)n * 8;
+    info.buf_size = (int)n;
+    memcpy(info.buf, seed, n);
+    int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (ioctl(fd, CAPSEM_RNDADDENTROPY, &info) < 0 || ioctl(fd, CAPSEM_RNDRESEEDCRNG) < 0)
+        log_warn("reseeding the RNG: %s", strerror(errno));
+    close(fd);
+    memset(&info, 0, sizeof(info));
+}
+
 static void handle_boot(struct control *c, const uint8_t *p, size_t len)
 {
     struct tlv_iter it;
@@ -114,6 +143,8 @@ static void handle_boot(struct control *c, const uint8_t *p, size_t len)
             }
         } else if (tag == T_HOSTNAME && n > 0 && n < 64) {
             sethostname((const char *)v, n);
+        } else if (tag == T_SEED) {
+            reseed(v, n);
         } else if (tag == T_PERSISTENT) {
             uint32_t persistent = 0;
             tlv_as_u32(v, n, &persistent);

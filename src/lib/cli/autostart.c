@@ -144,6 +144,8 @@ static int start_service(struct cli_client *c, const struct cli_autostart *a, ch
         return err_set(errp, ENOMEM, "out of memory");
     if (access(marker, F_OK) == 0)
         return err_set(errp, ESRCH, "service is stopped; run: capsem service start");
+    if (a->disabled)
+        return err_set(errp, ESRCH, "%s", a->disabled);
     return cli_service_start(c, a, version, errp);
 }
 

@@ -13,12 +13,13 @@
 #define CLI_START_WAIT_MS 10000
 
 struct cli_autostart {
-    const char *home;    /* $CAPSEM_HOME (logs/ goes under it) */
-    const char *run_dir; /* holds service.explicitly-stopped */
-    bool allowed;        /* false when the socket was chosen explicitly */
-    const char *binary;  /* capsem-service to run; NULL: paths_find_binary() */
-    bool systemd;        /* start with `systemctl --user start capsem` (cli_unit_applies()) */
-    int wait_ms;         /* how long to poll GET /version after spawning */
+    const char *home;     /* $CAPSEM_HOME (logs/ goes under it) */
+    const char *run_dir;  /* holds service.explicitly-stopped */
+    bool allowed;         /* false when the socket was chosen explicitly */
+    const char *disabled; /* allowed but turned off (service.auto_start = false): the error */
+    const char *binary;   /* capsem-service to run; NULL: paths_find_binary() */
+    bool systemd;         /* start with `systemctl --user start capsem` (cli_unit_applies()) */
+    int wait_ms;          /* how long to poll GET /version after spawning */
 };
 
 /* GET /version (connect timeout only, 10 s overall). *version is malloc'd. */
@@ -26,7 +27,8 @@ int cli_service_version(struct cli_client *c, char **version, struct err **errp)
 
 /* Makes sure the service answers on c. When nobody listens (ENOENT,
  * ECONNREFUSED) and a->allowed: fails with `service is stopped; run: capsem
- * service start` if the stop marker exists, else starts the service
+ * service start` if the stop marker exists, with a->disabled when set, else
+ * starts the service
  * (cli_service_start()) and polls GET /version until it answers or a->wait_ms
  * pass. *version gets the
  * service's version (malloc'd), *started whether we spawned it. */

@@ -238,8 +238,12 @@ int cli_client_call(struct cli_client *c, const char *method, const char *path, 
     _cleanup_free_ char *payload = NULL;
     if (body && !(payload = json_dumps(body, JSON_COMPACT)))
         return err_set(errp, ENOMEM, "cannot encode the request");
-    struct request rq = {method,       path, payload ? "application/json" : NULL, payload,
-                         payload ? strlen(payload) : 0, timeout_secs};
+    struct request rq = {method,
+                         path,
+                         payload ? "application/json" : NULL,
+                         payload,
+                         payload ? strlen(payload) : 0,
+                         timeout_secs};
     if (perform(c, &rq, errp) < 0)
         return -1;
     int rc = parse_answer(c, out, errp);
@@ -250,8 +254,8 @@ int cli_client_call(struct cli_client *c, const char *method, const char *path, 
 int cli_client_raw(struct cli_client *c, const char *method, const char *path, const void *data,
                    size_t len, long timeout_secs, char **out, size_t *out_len, struct err **errp)
 {
-    struct request rq = {method, path, data ? "application/octet-stream" : NULL, data, len,
-                         timeout_secs};
+    struct request rq = {method, path, data ? "application/octet-stream" : NULL,
+                         data,   len,  timeout_secs};
     if (perform(c, &rq, errp) < 0)
         return -1;
     *out_len = c->body.len;

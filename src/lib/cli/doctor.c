@@ -57,13 +57,13 @@ static size_t read_output(int fd, char *out, size_t cap)
     return len;
 }
 
-int cli_qemu_version(const char *binary, char **path, char *version, size_t cap,
-                     struct err **errp)
+int cli_qemu_version(const char *binary, char **path, char *version, size_t cap, struct err **errp)
 {
     *path = find_on_path(binary);
     if (!*path)
-        return err_set(errp, ENOENT, "%s not found on PATH (install QEMU: apt install qemu-system-x86 "
-                                     "or the package of your distribution)",
+        return err_set(errp, ENOENT,
+                       "%s not found on PATH (install QEMU: apt install qemu-system-x86 "
+                       "or the package of your distribution)",
                        binary);
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)

@@ -15,8 +15,7 @@
 /* Runs `binary --version` (PATH lookup when binary has no '/'; 10 s at most)
  * and copies the first line of its output into version. *path gets the
  * binary's full path (malloc'd). */
-int cli_qemu_version(const char *binary, char **path, char *version, size_t cap,
-                     struct err **errp);
+int cli_qemu_version(const char *binary, char **path, char *version, size_t cap, struct err **errp);
 
 /* Bytes available to us on the file system holding path (or its nearest
  * existing parent). */

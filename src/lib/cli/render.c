@@ -218,10 +218,9 @@ int cli_render_images(const json_t *resp, bool names_only, struct buf *out, stru
         return rc < 0 ? err_set(errp, ENOMEM, "out of memory") : 0;
     }
     if (json_array_size(imgs) == 0)
-        return buf_append_str(out, "No images.\n") < 0 ? err_set(errp, ENOMEM, "out of memory")
-                                                       : 0;
-    static const char *const header[] = {"NAME",    "BASE",    "PROFILE",
-                                         "SIZE",    "CREATED", "DESCRIPTION"};
+        return buf_append_str(out, "No images.\n") < 0 ? err_set(errp, ENOMEM, "out of memory") : 0;
+    static const char *const header[] = {"NAME", "BASE",    "PROFILE",
+                                         "SIZE", "CREATED", "DESCRIPTION"};
     struct cli_table *t = cli_table_new(ARRAY_SIZE(header));
     rc = t ? cli_table_add(t, header) : -1;
     json_array_foreach(imgs, i, img)
@@ -284,8 +283,7 @@ void cli_format_duration_ms(int64_t ms, char *buf, size_t cap)
     else if (ms < 3600000)
         snprintf(buf, cap, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
     else
-        snprintf(buf, cap, "%lldh%02lldm", (long long)(ms / 3600000),
-                 (long long)(ms / 60000 % 60));
+        snprintf(buf, cap, "%lldh%02lldm", (long long)(ms / 3600000), (long long)(ms / 60000 % 60));
 }
 
 char *cli_cut_text(const char *s, size_t max)
@@ -322,7 +320,8 @@ static int history_row(struct cli_table *t, const json_t *h)
         snprintf(code, sizeof(code), "-");
     cli_format_duration_ms(int_field(h, "duration_ms", -1), dur, sizeof(dur));
     const json_t *cmd = json_object_get(h, "command");
-    char *cut = cli_cut_text(json_is_string(cmd) ? json_string_value(cmd) : "", CLI_HISTORY_CMD_MAX);
+    char *cut =
+        cli_cut_text(json_is_string(cmd) ? json_string_value(cmd) : "", CLI_HISTORY_CMD_MAX);
     if (!cut)
         return -1;
     const char *cells[] = {str_field(h, "timestamp", "-"), code, dur, cut};

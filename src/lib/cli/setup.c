@@ -118,7 +118,9 @@ struct install_log {
 static void on_assets(void *arg, enum assets_event ev, const char *version, const char *detail)
 {
     struct install_log *l = arg;
-    struct buf *b = ev == ASSETS_EV_SKIP ? &l->skipped : ev == ASSETS_EV_DONE ? &l->installed : NULL;
+    struct buf *b = ev == ASSETS_EV_SKIP   ? &l->skipped
+                    : ev == ASSETS_EV_DONE ? &l->installed
+                                           : NULL;
     if (b)
         buf_printf(b, "%sv%s", b->len ? ", " : "", version);
     if (ev == ASSETS_EV_DONE)
@@ -151,8 +153,8 @@ static int install_from(struct cli_setup *s, const char *src, const char *dst, s
                s->force ? "re-installed" : "installed", (int)l.installed.len,
                (const char *)buf_head(&l.installed), src, l.how, s->assets_version);
     else if (rc == 0)
-        report(s, CLI_STEP_OK, "assets", "%.*s already installed; current v%s",
-               (int)l.skipped.len, (const char *)buf_head(&l.skipped), s->assets_version);
+        report(s, CLI_STEP_OK, "assets", "%.*s already installed; current v%s", (int)l.skipped.len,
+               (const char *)buf_head(&l.skipped), s->assets_version);
     buf_free(&l.installed);
     buf_free(&l.skipped);
     return rc;
@@ -336,8 +338,7 @@ void cli_setup_free(struct cli_setup *s)
 
 /* Adds every installed version that text mentions ("v<ver>/" in a path or
  * "<ver>" as a JSON string). */
-static size_t mark_mentions(const char *text, const char *const *installed, size_t n,
-                            bool *used)
+static size_t mark_mentions(const char *text, const char *const *installed, size_t n, bool *used)
 {
     size_t found = 0;
     for (size_t i = 0; i < n; i++) {
@@ -380,8 +381,8 @@ static int scan_dir(const char *dir, const char *file, bool required, const char
     return rc;
 }
 
-int cli_assets_in_use(const char *home, const char *run_dir, const char *const *installed,
-                      size_t n, const char **keep, struct err **errp)
+int cli_assets_in_use(const char *home, const char *run_dir, const char *const *installed, size_t n,
+                      const char **keep, struct err **errp)
 {
     bool used[MAX_VERSIONS] = {false};
     n = MIN(n, (size_t)MAX_VERSIONS);

@@ -59,8 +59,8 @@ char *cli_user_toml_template(void);
  * (their names in installed[0..n)). Fills keep[] (pointers into installed)
  * and returns how many, or -1 with errp set when a VM directory cannot be
  * read (then nothing may be removed). */
-int cli_assets_in_use(const char *home, const char *run_dir, const char *const *installed,
-                      size_t n, const char **keep, struct err **errp);
+int cli_assets_in_use(const char *home, const char *run_dir, const char *const *installed, size_t n,
+                      const char **keep, struct err **errp);
 
 /* Installs the systemd user unit for the capsem-service found next to this
  * executable (or in $CAPSEM_HOME/bin or PATH): a service started outside

@@ -86,6 +86,7 @@ enum agent_tag {
     T_EVENT = 10,
     T_MESSAGE = 11,
     T_PERSISTENT = 12, /* u32: the VM is named (suspend allowed) */
+    T_SEED = 13,       /* random bytes the guest mixes into its RNG and reseeds with */
     T_COMMAND = 20,
     T_TIMEOUT_MS = 21,
     T_MAX_OUTPUT = 22,

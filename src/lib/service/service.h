@@ -34,8 +34,12 @@ struct svc_settings {
     uint32_t failed_keep;
     char accel_setting[16];
     char qemu_binary[256];
+    json_t *vm_env; /* vm.env: variables for every guest (owned) */
 };
 void svc_settings_defaults(struct svc_settings *s);
+struct settings;
+/* Copies the layered settings (config/settings.h) into the service's view. */
+void svc_settings_apply(struct svc_settings *dst, const struct settings *src);
 
 enum svm_status { SVM_RUNNING, SVM_STOPPED, SVM_SUSPENDED, SVM_DEFUNCT };
 const char *svm_status_name(enum svm_status s);
@@ -95,6 +99,8 @@ struct svm {
     struct svm_waiter *exit_waiters;
     struct event *kill_ev;
     bool forking; /* a fork copies its disks right now */
+    bool hidden;  /* a boot-template build: not listed, not counted */
+    char *template_ckpt; /* restore this shared checkpoint at the next launch */
     struct svm *next;
 };
 
@@ -118,6 +124,8 @@ struct svc {
     struct err *assets_error;
     struct svm *vms; /* oldest first */
     struct main_db *db; /* sessions/main.db: names, index */
+    struct settings *config; /* user.toml + corp file */
+    bool template_building;
     uint64_t name_counter;
     int listen_fd;
     struct event *listen_ev;
@@ -215,6 +223,17 @@ void svc_vm_exec(struct svm *vm, const char *command, int64_t timeout_secs,
                  ipc_reply_fn done, void *arg);
 json_t *svc_exec_response(struct ipc_frame *f);
 void svc_vm_adopt(struct svm *vm, int fd);
+/* Writes vm.json and spawns capsem-process for an existing entry. */
+int svc_vm_launch(struct svm *vm, bool restore, svm_up_fn on_up, void *arg, struct err **errp);
+
+/* ---- svc_templates.c: boot templates (restore instead of boot) ---- */
+char *svc_template_for(struct svc *s, const struct svm *vm);
+int svc_template_prepare_vm(const char *tdir, struct svm *vm, struct err **errp);
+void svc_template_drop(struct svc *s, const struct svm *vm);
+void svc_template_build(struct svc *s, const struct svm *like);
+void svc_template_finish(struct svm *t);
+void svc_templates_sweep(struct svc *s);
+void svc_templates_abort(struct svc *s);
 
 /* ---- svc_images.c: fork and images ---- */
 void svc_fork(struct svc_req *r, struct svm *vm);

@@ -67,7 +67,8 @@ static int write_vm_json(struct svm *vm, const struct asset_version *ver, bool r
     c.max_output_bytes = s->settings.exec_max_output_bytes;
     c.max_concurrent_execs = s->settings.exec_max_concurrent_per_vm;
     c.files_max_bytes = s->settings.files_max_bytes;
-    c.restore_from = restore ? ckpt : NULL;
+    c.restore_from = restore ? ckpt : vm->template_ckpt;
+    c.restore_keep = !restore && vm->template_ckpt;
     char *envs[1024];
     const char *k;
     json_t *v;
@@ -166,7 +167,7 @@ static void connect_cb(evutil_socket_t fd, short what, void *arg)
     svc_vm_on_disconnect(vm);
 }
 
-static int launch(struct svm *vm, bool restore, svm_up_fn on_up, void *arg, struct err **errp)
+int svc_vm_launch(struct svm *vm, bool restore, svm_up_fn on_up, void *arg, struct err **errp)
 {
     struct svc *s = vm->svc;
     const struct asset_version *ver =
@@ -176,10 +177,13 @@ static int launch(struct svm *vm, bool restore, svm_up_fn on_up, void *arg, stru
                           vm->base_version ? vm->base_version : "?");
     if (assets_verify_boot_set(&s->assets, ver, vm->profile, errp) < 0)
         return -1;
-    if (svc_running_count(s) >= s->settings.max_concurrent_vms)
+    if (!vm->hidden && svc_running_count(s) >= s->settings.max_concurrent_vms)
         return err_status(errp, 409, "too many running VMs (limit %u)",
                           s->settings.max_concurrent_vms);
-    if (write_vm_json(vm, ver, restore, errp) < 0 || spawn_process(vm, errp) < 0)
+    int rc = write_vm_json(vm, ver, restore, errp);
+    free(vm->template_ckpt); /* one use: later boots are cold or warm of their own */
+    vm->template_ckpt = NULL;
+    if (rc < 0 || spawn_process(vm, errp) < 0)
         return -1;
     vm->status = SVM_RUNNING;
     vm->guest_ready = false;
@@ -206,6 +210,11 @@ static int make_vm_dir(struct svm *vm, const struct svm_create_args *a, struct e
         return -1;
     if (a->image && svc_image_prepare_vm(s, a->image, vm, errp) < 0)
         return -1;
+    if (!a->image) {
+        _cleanup_free_ char *tdir = svc_template_for(s, vm);
+        if (tdir && svc_template_prepare_vm(tdir, vm, errp) < 0)
+            return -1;
+    }
     return svm_save(vm, errp);
 }
 
@@ -265,6 +274,8 @@ struct svm *svc_vm_create(struct svc *s, const struct svm_create_args *a, svm_up
     vm->persistent = a->persistent;
     vm->cpus = a->cpus ? (uint32_t)a->cpus : s->settings.vm_cpus;
     vm->ram_mb = a->ram_mb ? (uint32_t)a->ram_mb : s->settings.vm_ram_mb;
+    if (s->settings.vm_env)
+        json_object_update(vm->env, s->settings.vm_env);
     if (a->env && json_is_object(a->env))
         json_object_update(vm->env, a->env);
     vm->created_at = (uint64_t)time(NULL);
@@ -272,15 +283,25 @@ struct svm *svc_vm_create(struct svc *s, const struct svm_create_args *a, svm_up
     char sock[4096];
     snprintf(sock, sizeof(sock), "%s/%s.sock", s->instances_dir, vm->id);
     vm->uds_path = strdup(sock);
+    vm->status = SVM_STOPPED; /* not counted as running until launched */
     svm_append(s, vm);
-    if (make_vm_dir(vm, a, errp) < 0 || launch(vm, false, on_up, arg, errp) < 0) {
+    if (make_vm_dir(vm, a, errp) < 0) {
         if (vm->vm_dir)
             rm_rf(vm->vm_dir);
         svc_vm_free(vm);
         return NULL;
     }
-    log_info("creating VM %s (%s), profile %s%s%s, %u vCPU, %u MiB", vm->name, vm->id,
-             vm->profile, vm->image[0] ? ", image " : "", vm->image, vm->cpus, vm->ram_mb);
+    bool warm = vm->template_ckpt != NULL;
+    if (svc_vm_launch(vm, false, on_up, arg, errp) < 0) {
+        rm_rf(vm->vm_dir);
+        svc_vm_free(vm);
+        return NULL;
+    }
+    if (!a->image && !warm)
+        svc_template_build(s, vm);
+    log_info("creating VM %s (%s), profile %s%s%s, %u vCPU, %u MiB%s", vm->name, vm->id,
+             vm->profile, vm->image[0] ? ", image " : "", vm->image, vm->cpus, vm->ram_mb,
+             warm ? ", from a boot template" : "");
     if (vm->owner_pid > 0 && start_owner_watch(vm) < 0)
         log_warn("owner_pid %d: cannot watch it; the VM will not expire with it",
                  (int)vm->owner_pid);
@@ -295,7 +316,7 @@ int svc_vm_start(struct svm *vm, svm_up_fn on_up, void *arg, struct err **errp)
     if (!svm_can_resume(vm, &why))
         return err_status(errp, 412, "cannot start VM %s: %s", vm->name, why);
     log_info("%s VM %s (%s)", restore ? "resuming (warm)" : "starting", vm->name, vm->id);
-    if (launch(vm, restore, on_up, arg, errp) < 0)
+    if (svc_vm_launch(vm, restore, on_up, arg, errp) < 0)
         return -1;
     vm->defunct = false;
     free(vm->last_error);
@@ -381,6 +402,8 @@ void svc_vm_on_event(struct svm *vm, json_t *ev)
         vm->guest_ready = true;
         log_info("VM %s ready after %lld ms", vm->name,
                  (long long)json_integer_value(json_object_get(ev, "boot_ms")));
+    } else if (strcmp(name, "template-failed") == 0) {
+        svc_template_drop(vm->svc, vm);
     } else if (strcmp(name, "restore-failed") == 0) {
         free(vm->last_error);
         vm->last_error = detail ? strdup(detail) : NULL;
@@ -437,6 +460,11 @@ static void persistent_exited(struct svm *vm)
 
 void svc_vm_on_disconnect(struct svm *vm)
 {
+    if (vm->hidden) {
+        vm->on_up = NULL;
+        svc_template_finish(vm);
+        return;
+    }
     if (vm->on_up) {
         struct err e = {.status = 500,
                         .msg = vm->last_error ? vm->last_error : "the VM process exited"};

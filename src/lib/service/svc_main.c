@@ -18,6 +18,7 @@
 #include "base/paths.h"
 #include "base/sockpath.h"
 #include "base/util.h"
+#include "config/settings.h"
 #include "service/service.h"
 #include "store/main_db.h"
 #include "vm/qemu.h"
@@ -44,6 +45,54 @@ void svc_settings_defaults(struct svc_settings *s)
     s->failed_keep = 5;
     str_copy(s->accel_setting, sizeof(s->accel_setting), "auto");
     str_copy(s->qemu_binary, sizeof(s->qemu_binary), qemu_default_binary());
+}
+
+void svc_settings_apply(struct svc_settings *d, const struct settings *s)
+{
+    d->vm_cpus = (uint32_t)settings_int(s, "vm.cpus");
+    d->vm_ram_mb = (uint32_t)settings_int(s, "vm.ram_mb");
+    d->vm_disk_gb = (uint32_t)settings_int(s, "vm.disk_gb");
+    str_copy(d->vm_profile, sizeof(d->vm_profile), settings_str(s, "vm.profile"));
+    d->boot_timeout_secs = (uint32_t)settings_int(s, "vm.boot_timeout_secs");
+    d->shutdown_grace_secs = (uint32_t)settings_int(s, "vm.shutdown_grace_secs");
+    d->cpus_min = (uint32_t)settings_int(s, "limits.cpus_min");
+    d->cpus_max = (uint32_t)settings_int(s, "limits.cpus_max");
+    d->ram_mb_min = (uint32_t)settings_int(s, "limits.ram_mb_min");
+    d->ram_mb_max = (uint32_t)settings_int(s, "limits.ram_mb_max");
+    d->max_concurrent_vms = (uint32_t)settings_int(s, "limits.max_concurrent_vms");
+    d->exec_default_timeout_secs = (uint32_t)settings_int(s, "exec.default_timeout_secs");
+    d->exec_max_timeout_secs = (uint32_t)settings_int(s, "exec.max_timeout_secs");
+    d->exec_max_output_bytes = (uint64_t)settings_int(s, "exec.max_output_bytes");
+    d->exec_max_concurrent_per_vm = (uint32_t)settings_int(s, "exec.max_concurrent_per_vm");
+    d->files_max_bytes = (uint64_t)settings_int(s, "files.max_bytes");
+    d->failed_keep = (uint32_t)settings_int(s, "sessions.failed_keep");
+    str_copy(d->accel_setting, sizeof(d->accel_setting), settings_str(s, "hypervisor.accel"));
+    const char *q = settings_str(s, "hypervisor.qemu_binary");
+    str_copy(d->qemu_binary, sizeof(d->qemu_binary), q && *q ? q : qemu_default_binary());
+    json_decref(d->vm_env);
+    const json_t *env = settings_json(s, "vm.env");
+    d->vm_env = env ? json_deep_copy(env) : json_object();
+    enum log_level lvl;
+    if (log_level_parse(settings_str(s, "service.log_level"), &lvl) == 0 && !getenv("CAPSEM_LOG"))
+        log_set_level(lvl);
+}
+
+static void log_issues(struct svc *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach((json_t *)settings_issues(s->config), i, v)
+        log_warn("config: %s", json_string_value(v));
+}
+
+static int load_config(struct svc *s, struct err **errp)
+{
+    s->config = settings_load(s->home, errp);
+    if (!s->config)
+        return -1;
+    svc_settings_apply(&s->settings, s->config);
+    log_issues(s);
+    return 0;
 }
 
 /* GET /version on a socket with a short timeout: returns the version (heap)
@@ -129,7 +178,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     if (sig == SIGHUP) {
-        log_info("SIGHUP: configuration reload is not implemented yet; nothing changed");
+        struct err *e = NULL;
+        if (settings_reload(s->config, &e) < 0) {
+            log_error("SIGHUP: reload failed, keeping the old settings: %s", err_msg(e));
+            err_free(e);
+            return;
+        }
+        svc_settings_apply(&s->settings, s->config);
+        log_info("SIGHUP: settings reloaded (they apply to VMs started from now on)");
+        log_issues(s);
         return;
     }
     log_info("signal %d: shutting down (VMs keep running)", (int)sig);
@@ -337,6 +394,8 @@ static void svc_free(struct svc *s)
     err_free(s->assets_error);
     if (s->db)
         main_db_close(s->db);
+    settings_free(s->config);
+    json_decref(s->settings.vm_env);
     char *strs[] = {s->home,           s->run_dir,        s->uds_path,
                     s->assets_dir,     s->process_binary, s->sessions_dir,
                     s->instances_dir,  s->template_dir,   s->persistent_dir,
@@ -377,6 +436,10 @@ int svc_main(int argc, char **argv)
         return 1;
     }
     open_log(s);
+    if (load_config(s, &e) < 0) {
+        log_error("%s", err_msg(e));
+        return 1;
+    }
     if (take_lock(s, &exit_code) < 0)
         return exit_code;
     if (handle_existing(s->uds_path, &exit_code))
@@ -404,10 +467,12 @@ int svc_main(int argc, char **argv)
     }
     write_pid(s);
     setup_signals(s);
+    svc_templates_sweep(s);
     svc_load_registry(s);
     log_info("capsem-service %s listening on %s (accel %s)", CAPSEM_VERSION, s->uds_path,
              s->accel);
     event_base_dispatch(s->base);
+    svc_templates_abort(s);
     svc_http_close_all(s);
     cleanup_files(s);
     log_info("capsem-service stopped");

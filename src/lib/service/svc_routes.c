@@ -9,6 +9,10 @@
 #include "base/paths.h"
 #include "base/utf8.h"
 #include "base/util.h"
+#include <dirent.h>
+
+#include "config/settings.h"
+#include "vm/assets_install.h"
 #include "service/service.h"
 #include "store/session_db.h"
 
@@ -78,7 +82,7 @@ static void route_status(struct svc_req *r)
     struct svc *s = r->svc;
     unsigned counts[4] = {0, 0, 0, 0}, total = 0;
     for (struct svm *vm = s->vms; vm; vm = vm->next) {
-        if (vm->gone)
+        if (vm->gone || vm->hidden)
             continue;
         counts[vm->status]++;
         total++;
@@ -98,7 +102,7 @@ static void route_list(struct svc_req *r)
 {
     json_t *arr = json_array();
     for (struct svm *vm = r->svc->vms; vm; vm = vm->next)
-        if (!vm->gone)
+        if (!vm->gone && !vm->hidden)
             json_array_append_new(arr, svm_info_json(vm, false));
     svc_reply_json(r, 200, json_pack("{s:o}", "sandboxes", arr));
 }
@@ -471,13 +475,46 @@ static void route_run(struct svc_req *r)
 struct purge {
     struct svc_req *req;
     unsigned pending, persistent, ephemeral;
+    bool all;
 };
+
+/* After `purge --all`: asset versions nobody uses go (surface.md section 9).
+ * Images pin their base version; so would VMs, but there are none left. */
+static void cleanup_assets(struct svc *s)
+{
+    const char *keep[256];
+    size_t n = 0;
+    DIR *d = opendir(s->images_dir);
+    struct dirent *de;
+    json_t *infos = json_array();
+    while (d && (de = readdir(d)) != NULL && n < ARRAY_SIZE(keep)) {
+        json_t *info = NULL;
+        if (de->d_name[0] == '.' || svc_image_lookup(s, de->d_name, &info, NULL) < 0)
+            continue;
+        json_array_append_new(infos, info);
+        const char *bv = json_string_value(json_object_get(info, "base_version"));
+        if (bv)
+            keep[n++] = bv;
+    }
+    if (d)
+        closedir(d);
+    for (struct svm *vm = s->vms; vm && n < ARRAY_SIZE(keep); vm = vm->next)
+        if (vm->base_version)
+            keep[n++] = vm->base_version;
+    struct err *e = NULL;
+    if (assets_cleanup(s->assets_dir, keep, n, &e) < 0)
+        log_warn("asset cleanup: %s", err_msg(e));
+    err_free(e);
+    json_decref(infos);
+}
 
 static void purge_one_gone(struct svm *vm, void *arg)
 {
     struct purge *p = arg;
     if (--p->pending > 0)
         return;
+    if (p->all)
+        cleanup_assets(p->req->svc);
     svc_reply_json(p->req, 200,
                    json_pack("{s:I, s:I, s:I}", "purged", (json_int_t)(p->persistent + p->ephemeral),
                              "persistent_purged", (json_int_t)p->persistent, "ephemeral_purged",
@@ -498,10 +535,11 @@ static void route_purge(struct svc_req *r)
         return;
     }
     p->req = r;
+    p->all = json_is_true(all);
     p->pending = 1; /* held until every delete was issued */
     for (struct svm *vm = r->svc->vms, *next; vm; vm = next) {
         next = vm->next;
-        if (vm->gone || (vm->persistent && !json_is_true(all)))
+        if (vm->gone || vm->hidden || (vm->persistent && !json_is_true(all)))
             continue;
         vm->persistent ? p->persistent++ : p->ephemeral++;
         p->pending++;
@@ -549,6 +587,24 @@ static void route_service_logs(struct svc_req *r)
     }
     svc_reply_raw(r, 200, "text/plain; charset=utf-8", start, n, NULL);
     buf_free(&out);
+}
+
+static void route_settings_info(struct svc_req *r)
+{
+    svc_reply_json(r, 200, settings_info_json(r->svc->config));
+}
+
+static void route_settings_edit(struct svc_req *r)
+{
+    struct err *e = NULL;
+    if (settings_edit(r->svc->config, r->json, &e) < 0) {
+        svc_reply_err(r, e);
+        err_free(e);
+        return;
+    }
+    svc_settings_apply(&r->svc->settings, r->svc->config);
+    log_info("settings edited through the API");
+    svc_reply_json(r, 200, settings_info_json(r->svc->config));
 }
 
 static void route_profiles(struct svc_req *r)
@@ -648,6 +704,8 @@ void svc_dispatch(struct svc_req *r)
         {"POST", "/purge", route_purge},
         {"GET", "/service-logs", route_service_logs},
         {"GET", "/profiles/list", route_profiles},
+        {"GET", "/settings/info", route_settings_info},
+        {"PATCH", "/settings/edit", route_settings_edit},
     };
     bool known = false;
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {

@@ -40,10 +40,10 @@ int svc_check_ref(const char *ref, struct err **errp)
 struct svm *svc_find_vm(struct svc *s, const char *ref)
 {
     for (struct svm *vm = s->vms; vm; vm = vm->next)
-        if (!vm->gone && strcmp(vm->id, ref) == 0)
+        if (!vm->gone && !vm->hidden && strcmp(vm->id, ref) == 0)
             return vm;
     for (struct svm *vm = s->vms; vm; vm = vm->next)
-        if (!vm->gone && strcmp(vm->name, ref) == 0)
+        if (!vm->gone && !vm->hidden && strcmp(vm->name, ref) == 0)
             return vm;
     return NULL;
 }
@@ -52,7 +52,7 @@ unsigned svc_running_count(struct svc *s)
 {
     unsigned n = 0;
     for (struct svm *vm = s->vms; vm; vm = vm->next)
-        if (!vm->gone && vm->status == SVM_RUNNING)
+        if (!vm->gone && !vm->hidden && vm->status == SVM_RUNNING)
             n++;
     return n;
 }
@@ -428,6 +428,7 @@ void svc_vm_free(struct svm *vm)
     free(vm->vm_dir);
     free(vm->uds_path);
     free(vm->last_error);
+    free(vm->template_ckpt);
     free(vm);
 }
 

@@ -90,8 +90,7 @@ static json_t *load_json(const char *path, struct err **errp)
     json_error_t jerr;
     json_t *j = json_loadb(text, len, 0, &jerr);
     if (!j || !json_is_object(j)) {
-        err_status(errp, 400, "%s:%d: %s", path, jerr.line,
-                   j ? "not a JSON object" : jerr.text);
+        err_status(errp, 400, "%s:%d: %s", path, jerr.line, j ? "not a JSON object" : jerr.text);
         json_decref(j);
         return NULL;
     }
@@ -162,8 +161,7 @@ static int check_manifest(const json_t *m, const char *path, struct err **errp)
 {
     const char *current = json_string_value(json_object_get(m, "current"));
     const json_t *versions = json_object_get(m, "versions");
-    if (!safe_name(current) || !json_is_object(versions) ||
-        !json_object_get(versions, current))
+    if (!safe_name(current) || !json_is_object(versions) || !json_object_get(versions, current))
         return err_status(errp, 400, "%s: no valid \"current\" version", path);
     const char *ver;
     json_t *entry;
@@ -284,8 +282,7 @@ static int install_file_cb(void *ctx, const char *what, const json_t *f, struct 
 }
 
 /* Swaps the verified temp directory into place (replacing an old copy). */
-static int commit_version(const char *dst_dir, const char *tmp, const char *ver,
-                          struct err **errp)
+static int commit_version(const char *dst_dir, const char *tmp, const char *ver, struct err **errp)
 {
     char name[300];
     snprintf(name, sizeof(name), "v%s", ver);
@@ -385,9 +382,8 @@ static bool same_dir(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
-static int install_current(const char *src_dir, const char *dst_dir, const json_t *src,
-                           json_t *dst, bool force, assets_progress_fn progress, void *arg,
-                           struct err **errp)
+static int install_current(const char *src_dir, const char *dst_dir, const json_t *src, json_t *dst,
+                           bool force, assets_progress_fn progress, void *arg, struct err **errp)
 {
     json_t *have = json_object_get(dst, "versions");
     const char *ver = json_string_value(json_object_get(src, "current"));
@@ -407,8 +403,8 @@ static int install_current(const char *src_dir, const char *dst_dir, const json_
     return json_object_set(have, ver, (json_t *)entry);
 }
 
-int assets_install(const char *src_dir, const char *dst_dir, bool force, assets_progress_fn progress,
-                   void *progress_arg, struct err **errp)
+int assets_install(const char *src_dir, const char *dst_dir, bool force,
+                   assets_progress_fn progress, void *progress_arg, struct err **errp)
 {
     _cleanup_free_ char *src_path = paths_join(src_dir, "manifest.json");
     _cleanup_free_ char *dst_path = paths_join(dst_dir, "manifest.json");

@@ -37,8 +37,8 @@ typedef void (*assets_progress_fn)(void *arg, enum assets_event ev, const char *
  * Errors: a source file missing or not matching its manifest entry (status
  * 412, nothing of that version left behind), a bad source manifest (400),
  * I/O errors. progress may be NULL. */
-int assets_install(const char *src_dir, const char *dst_dir, bool force, assets_progress_fn progress,
-                   void *progress_arg, struct err **errp);
+int assets_install(const char *src_dir, const char *dst_dir, bool force,
+                   assets_progress_fn progress, void *progress_arg, struct err **errp);
 
 /* Removes dst_dir/v<ver>/ for every version that is neither the manifest's
  * current one nor listed in keep_versions (n entries), drops them from the

@@ -73,6 +73,7 @@ int vm_config_from_json(json_t *j, struct vm_config *c, struct err **errp)
     memset(c, 0, sizeof(*c));
     json_t *p = json_object_get(j, "persistent");
     c->persistent = p && json_is_true(p);
+    c->restore_keep = json_is_true(json_object_get(j, "restore_keep"));
     if (get_str(j, "id", true, &c->id, errp) < 0 || get_str(j, "name", true, &c->name, errp) < 0 ||
         get_str(j, "profile", true, &c->profile, errp) < 0 ||
         get_str(j, "kernel", true, &c->kernel, errp) < 0 ||
@@ -142,8 +143,10 @@ json_t *vm_config_to_json(const struct vm_config *c)
                      "max_output_bytes", (json_int_t)c->max_output_bytes, "max_concurrent_execs",
                      (json_int_t)c->max_concurrent_execs, "files_max_bytes",
                      (json_int_t)c->files_max_bytes, "env", env);
-    if (c->restore_from)
+    if (c->restore_from) {
         json_object_set_new(j, "restore_from", json_string(c->restore_from));
+        json_object_set_new(j, "restore_keep", json_boolean(c->restore_keep));
+    }
     return j;
 }
 

@@ -36,6 +36,7 @@ struct vm_config {
     uint32_t max_concurrent_execs;
     uint64_t files_max_bytes;
     char *restore_from; /* checkpoint to restore (Suspended VMs), or NULL */
+    bool restore_keep;  /* the checkpoint is a shared boot template: read, never move */
     char **env; /* "K=V", NULL-terminated */
     size_t nenv;
 };

@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "base/log.h"
 #include "base/util.h"
 #include "proto/agent_proto.h"
@@ -84,6 +87,10 @@ static void send_boot(struct vmproc *vp)
     for (size_t i = 0; i < vp->cfg.nenv; i++)
         tlv_put_str(&b, T_ENV, vp->cfg.env[i]);
     tlv_put_u32(&b, T_PERSISTENT, vp->cfg.persistent);
+    uint8_t seed[64];
+    if (RAND_bytes(seed, sizeof(seed)) == 1)
+        tlv_put(&b, T_SEED, seed, sizeof(seed));
+    OPENSSL_cleanse(seed, sizeof(seed));
     if (vp_send_rec(vp->ctl, CTL_BOOT, buf_head(&b), b.len) < 0)
         log_error("boot configuration too large for the control stream");
     buf_free(&b);

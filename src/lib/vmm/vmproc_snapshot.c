@@ -212,7 +212,8 @@ static void migrate_finished(struct snap_job *j)
         log_info("memory restored from %s in %llu ms; continuing the VM", j->path,
                  (unsigned long long)(time_mono_ms() - vp->qemu_start_ms));
         vp_qmp_command(vp, "cont", NULL, NULL, NULL);
-        unlink(j->path); /* the disks move on: the checkpoint is spent */
+        if (!vp->cfg.restore_keep)
+            unlink(j->path); /* the disks move on: the checkpoint is spent */
         vp->state = VP_BOOTING;
         vp->restored = true;
         job_free(j);
@@ -334,6 +335,18 @@ void vp_guest_requested_suspend(struct vmproc *vp)
 
 static void restore_failed(struct vmproc *vp, const char *why)
 {
+    if (vp->cfg.restore_keep) {
+        /* A boot template that does not restore: boot cold, tell the service
+         * so it drops the template. */
+        log_warn("boot template did not restore (%s); booting cold", why);
+        json_t *ev = json_pack("{s:s, s:s}", "event", "template-failed", "detail", why);
+        vp_broadcast_event(vp, ev);
+        json_decref(ev);
+        free(vp->cfg.restore_from);
+        vp->cfg.restore_from = NULL;
+        vp_qemu_cold_restart(vp);
+        return;
+    }
     char failed[4200];
     snprintf(failed, sizeof(failed), "%s/checkpoint.failed-%lld", vp->cfg.vm_dir,
              (long long)time(NULL));
