@@ -104,24 +104,35 @@ def create_to_first_exec(capsem, profile, ram, cpus):
     return dt, vm["id"]
 
 
-def bench_boot(capsem, rounds, ram, cpus):
+def bare_setup(capsem, ram, cpus):
+    """Kernel, initrd and kernel command line exactly as a VM of ours gets them."""
     vm = capsem.create(profile_id="minimal", ram_mb=ram, cpus=cpus)
     capsem.exec(vm["id"], "true")
     cmdline = vm_log(capsem, vm["id"], "kernel cmdline: ")
-    info = capsem.api("GET", f"/vms/{vm['id']}/info").json
+    accel = capsem.api("GET", f"/vms/{vm['id']}/info").json["accel"]
     capsem.delete(vm["id"])
     manifest = json.load(open(os.path.join(capsem.home, "assets", "manifest.json")))
     vdir = os.path.join(capsem.home, "assets", "v" + manifest["current"])
-    kernel, initrd = os.path.join(vdir, "vmlinux"), os.path.join(vdir, "initrd.img")
-    bare, ours = [], {"minimal": [], "code": []}
+    return accel, os.path.join(vdir, "vmlinux"), os.path.join(vdir, "initrd.img"), cmdline
+
+
+def bench_boot(capsem, rounds, ram, cpus, profiles):
+    """Interleaved: bare boot, then ours for each profile, per round."""
+    accel, kernel, initrd, cmdline = bare_setup(capsem, ram, cpus)
+    bare, ours = [], {p: [] for p in profiles}
     for _ in range(rounds):
-        bare.append(bare_boot("qemu-system-x86_64", info["accel"], kernel, initrd, cmdline, ram,
-                              cpus))
-        for profile in ours:
+        bare.append(bare_boot("qemu-system-x86_64", accel, kernel, initrd, cmdline, ram, cpus))
+        for profile in profiles:
             dt, vm_id = create_to_first_exec(capsem, profile, ram, cpus)
             ours[profile].append(dt)
             capsem.delete(vm_id)
-    return info["accel"], bare, ours
+    return accel, bare, ours
+
+
+def templates_ready(capsem, n):
+    root = os.path.join(capsem.home, "cache", "boot-templates")
+    names = os.listdir(root) if os.path.isdir(root) else []
+    return len([d for d in names if not d.startswith(".")]) >= n
 
 
 def bench_exec(capsem, n, ram, cpus):
@@ -213,6 +224,36 @@ def machine():
     return f"{os.cpu_count()} cpus ({model}), {platform.release()}"
 
 
+def start_service(home, templates):
+    capsem = Capsem(home)
+    if not templates:
+        capsem.env["CAPSEM_BOOT_TEMPLATES"] = "0"
+    log = open(os.path.join(home, "service.log"), "ab")
+    svc = subprocess.Popen([os.path.join(BIN_DIR, "capsem-service")], env=capsem.env,
+                           stdout=log, stderr=log, start_new_session=True)
+    wait_for(lambda: os.path.exists(capsem.sock) and
+             capsem.api("GET", "/version").status == 200, 60, "the service")
+    return capsem, svc, log
+
+
+def stop_service(capsem, svc, log):
+    for v in capsem.vms() if svc.poll() is None else []:
+        capsem.delete(v["id"])
+    svc.send_signal(signal.SIGTERM)
+    svc.wait(30)
+    log.close()
+
+
+def report_boot(label, bare, ours):
+    b = statistics.median(bare)
+    print(f"bare QEMU boot-to-init (same kernel+initrd):      {b * 1000:7.0f} ms")
+    for profile, xs in ours.items():
+        m = statistics.median(xs)
+        print(f"create-to-first-exec, {profile:7s}, {label:13s}   {m * 1000:7.0f} ms"
+              f"   ratio {m / b:.2f}x")
+    return b
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
@@ -222,48 +263,51 @@ def main():
     args = ap.parse_args()
     home = tempfile.mkdtemp(prefix="capsem-bench-")
     install_assets(home)
-    capsem = Capsem(home)
-    log = open(os.path.join(home, "service.log"), "ab")
-    svc = subprocess.Popen([os.path.join(BIN_DIR, "capsem-service")], env=capsem.env,
-                           stdout=log, stderr=log, start_new_session=True)
+    profiles = ["minimal", "code"]
+    print(f"# capsem bench, {datetime.date.today()}, {machine()}")
     try:
-        wait_for(lambda: os.path.exists(capsem.sock) and
-                 capsem.api("GET", "/version").status == 200, 60, "the service")
-        print(f"# capsem bench, {datetime.date.today()}, {machine()}")
-        accel, bare, ours = bench_boot(capsem, args.rounds, args.ram, args.cpus)
+        capsem, svc, log = start_service(home, templates=False)
+        try:
+            accel, bare, cold = bench_boot(capsem, args.rounds, args.ram, args.cpus, profiles)
+        finally:
+            stop_service(capsem, svc, log)
         print(f"accel: {accel}; VMs: {args.cpus} vCPU, {args.ram} MiB; medians of {args.rounds}")
-        b = statistics.median(bare)
-        print(f"bare QEMU boot-to-init (same kernel+initrd):  {b * 1000:7.0f} ms")
-        for profile, xs in ours.items():
-            m = statistics.median(xs)
-            print(f"create-to-first-exec, {profile:7s} profile:    {m * 1000:7.0f} ms"
-                  f"   ratio {m / b:.2f}x")
-        times, guest_bash = bench_exec(capsem, args.execs, args.ram, args.cpus)
-        print(f"exec round trip of `true` ({args.execs}x, one keep-alive connection): "
-              f"p50 {percentile(times, 50):.1f} ms, p99 {percentile(times, 99):.1f} ms"
-              f"  (bash -c true alone inside the guest: {guest_bash} ms)")
-        up, down = bench_transfer(capsem, args.ram, args.cpus)
-        print(f"64 MiB transfer through the channel: upload {64 / up:.1f} MiB/s, "
-              f"download {64 / down:.1f} MiB/s")
-        lc = bench_lifecycle(capsem, args.ram, args.cpus, args.rounds)
-        mib = 1024 * 1024
-        print(f"fork of a running VM with 70 MB written: {lc['fork_s'] * 1000:.0f} ms; image "
-              f"{lc['image_bytes'] / mib:.1f} MiB allocated vs the VM's disks "
-              f"{lc['allocated'] / mib:.1f} MiB allocated "
-              f"(ratio {lc['image_bytes'] / lc['allocated']:.2f}; apparent size 2x16 GiB)")
-        sm, rm = statistics.median(lc["suspend"]), statistics.median(lc["resume"])
-        print(f"suspend with memory: {sm * 1000:.0f} ms; resume to first exec: {rm * 1000:.0f} ms"
-              f"   (resume vs bare boot ratio {rm / b:.2f}x)")
-        pm, im = statistics.median(lc["plain"]), statistics.median(lc["from_image"])
-        print(f"create-from-image to first exec: {im * 1000:.0f} ms vs plain create "
-              f"{pm * 1000:.0f} ms   ratio {im / pm:.2f}x")
+        b = report_boot("cold boot", bare, cold)
+        capsem, svc, log = start_service(home, templates=True)
+        try:
+            for i, profile in enumerate(profiles):  # first VM of each: cold, then a template
+                dt, vm_id = create_to_first_exec(capsem, profile, args.ram, args.cpus)
+                capsem.delete(vm_id)
+                wait_for(lambda: templates_ready(capsem, i + 1), 120, "a boot template")
+            _, bare2, warm = bench_boot(capsem, args.rounds, args.ram, args.cpus, profiles)
+            report_boot("boot template", bare2, warm)
+            run_body(capsem, args, b)
+        finally:
+            stop_service(capsem, svc, log)
     finally:
-        for v in capsem.vms() if svc.poll() is None else []:
-            capsem.delete(v["id"])
-        svc.send_signal(signal.SIGTERM)
-        svc.wait(30)
-        log.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def run_body(capsem, args, b):
+    times, guest_bash = bench_exec(capsem, args.execs, args.ram, args.cpus)
+    print(f"exec round trip of `true` ({args.execs}x, one keep-alive connection): "
+          f"p50 {percentile(times, 50):.1f} ms, p99 {percentile(times, 99):.1f} ms"
+          f"  (bash -c true alone inside the guest: {guest_bash} ms)")
+    up, down = bench_transfer(capsem, args.ram, args.cpus)
+    print(f"64 MiB transfer through the channel: upload {64 / up:.1f} MiB/s, "
+          f"download {64 / down:.1f} MiB/s")
+    lc = bench_lifecycle(capsem, args.ram, args.cpus, args.rounds)
+    mib = 1024 * 1024
+    print(f"fork of a running VM with 70 MB written: {lc['fork_s'] * 1000:.0f} ms; image "
+          f"{lc['image_bytes'] / mib:.1f} MiB allocated vs the VM's disks "
+          f"{lc['allocated'] / mib:.1f} MiB allocated "
+          f"(ratio {lc['image_bytes'] / lc['allocated']:.2f}; apparent size 2x16 GiB)")
+    sm, rm = statistics.median(lc["suspend"]), statistics.median(lc["resume"])
+    print(f"suspend with memory: {sm * 1000:.0f} ms; resume to first exec: {rm * 1000:.0f} ms"
+          f"   (resume vs bare boot ratio {rm / b:.2f}x)")
+    pm, im = statistics.median(lc["plain"]), statistics.median(lc["from_image"])
+    print(f"create-from-image to first exec: {im * 1000:.0f} ms vs plain create "
+          f"{pm * 1000:.0f} ms   ratio {im / pm:.2f}x")
 
 
 if __name__ == "__main__":

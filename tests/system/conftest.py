@@ -183,6 +183,10 @@ def capsem():
             time.sleep(0.1)
         assert not our_processes(home), f"leaked processes: {our_processes(home)}"
         assert svc.returncode == 0, f"capsem-service exited {svc.returncode}"
+        run = os.path.join(home, "run")
+        left = [f for f in os.listdir(os.path.join(run, "instances"))] + \
+            [f for f in ("service.sock", "service.pid") if os.path.exists(os.path.join(run, f))]
+        assert not left, f"leaked sockets or files: {left}"
         reports = glob.glob(os.path.join(home, "sanitizer*"))
         text = "".join(open(f, errors="replace").read() for f in reports)
         assert not reports, f"sanitizer reports:\n{text[:20000]}"

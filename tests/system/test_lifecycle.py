@@ -1,5 +1,6 @@
 """VM lifecycle through the service API: named VMs, stop/resume, suspend
 with memory, persist, fork images, purge, crashes (surface.md section 3)."""
+import json
 import os
 import signal
 import threading
@@ -246,3 +247,42 @@ def test_files_of_a_stopped_vm_through_the_disk_image(capsem, named):
     assert r.status == 409
     r = capsem.api("GET", f"/vms/{named}/files/content?path=docs/g.txt")
     assert r.status == 200 and r.body == b"guest\n"
+
+
+def test_boot_templates_serve_later_creates_including_images(capsem, named):
+    """The first VM of a configuration boots cold and leaves a template; the
+    next ones restore it, for plain profiles and for images alike."""
+    capsem.exec(named, "echo from-image > /root/t.txt; sync")
+    image = unique("timg")
+    assert capsem.api("POST", f"/vms/{named}/fork", {"name": image}).status == 200
+    log = os.path.join(capsem.home, "logs", "service.log")
+    root = os.path.join(capsem.home, "cache", "boot-templates")
+
+    def templates():
+        """Templates made for this image."""
+        found = set()
+        for d in os.listdir(root) if os.path.isdir(root) else []:
+            meta = os.path.join(root, d, "template.json")
+            if not d.startswith(".") and os.path.exists(meta):
+                if json.load(open(meta)).get("image") == image:
+                    found.add(d)
+        return found
+
+    first = capsem.create(image=image, ram_mb=768)  # a configuration no other test uses
+    assert capsem.exec(first["id"], "cat /root/t.txt")["stdout"] == "from-image\n"
+    wait_for(lambda: templates(), 120, "a boot template for the image")
+    second = capsem.create(image=image, ram_mb=768)
+    out = capsem.exec(second["id"], "cat /root/t.txt; hostname; head -c 16 /dev/urandom | od -An -tx1")
+    lines = out["stdout"].splitlines()
+    assert lines[0] == "from-image" and lines[1] == second["name"]
+    third = capsem.create(image=image, ram_mb=768)
+    rnd3 = capsem.exec(third["id"], "head -c 16 /dev/urandom | od -An -tx1")["stdout"]
+    assert rnd3.strip() != lines[2].strip()  # restored clones do not share RNG output
+    text = open(log).read()
+    assert f"creating VM {second['name']}" in text
+    assert f"{second['name']} ({second['id']}), profile minimal, image {image}, 2 vCPU, 768 MiB, " \
+           f"from a boot template" in text
+    for vm in (first, second, third):
+        capsem.delete(vm["id"])
+    assert capsem.api("DELETE", f"/images/{image}/delete").status == 200
+    assert not templates()  # the image's template went with it

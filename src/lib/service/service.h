@@ -100,6 +100,7 @@ struct svm {
     struct event *kill_ev;
     bool forking; /* a fork copies its disks right now */
     bool hidden;  /* a boot-template build: not listed, not counted */
+    bool wants_template; /* build a boot template once this cold VM is ready */
     char *template_ckpt; /* restore this shared checkpoint at the next launch */
     struct svm *next;
 };
@@ -233,6 +234,7 @@ void svc_template_drop(struct svc *s, const struct svm *vm);
 void svc_template_build(struct svc *s, const struct svm *like);
 void svc_template_finish(struct svm *t);
 void svc_templates_sweep(struct svc *s);
+void svc_templates_drop_image(struct svc *s, const char *image);
 void svc_templates_abort(struct svc *s);
 
 /* ---- svc_images.c: fork and images ---- */

@@ -47,7 +47,7 @@ static json_t *in_use_by(struct svc *s, const char *name)
 {
     json_t *arr = json_array();
     for (struct svm *vm = s->vms; vm; vm = vm->next)
-        if (!vm->gone && strcmp(vm->image, name) == 0)
+        if (!vm->gone && !vm->hidden && strcmp(vm->image, name) == 0)
             json_array_append_new(arr, json_string(vm->name));
     return arr;
 }
@@ -291,6 +291,7 @@ static void image_delete(struct svc_req *r, const char *name, json_t *info)
         return;
     }
     rm_rf(tmp);
+    svc_templates_drop_image(s, name);
     log_info("image %s deleted", name);
     svc_reply_json(r, 200, json_pack("{s:b}", "success", 1));
 }

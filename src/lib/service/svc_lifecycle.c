@@ -208,12 +208,12 @@ static int make_vm_dir(struct svm *vm, const struct svm_create_args *a, struct e
     vm->vm_dir = paths_join(vm->persistent ? s->persistent_dir : s->sessions_dir, vm->id);
     if (!vm->vm_dir || mkdir_p(vm->vm_dir, 0700, errp) < 0)
         return -1;
-    if (a->image && svc_image_prepare_vm(s, a->image, vm, errp) < 0)
-        return -1;
-    if (!a->image) {
-        _cleanup_free_ char *tdir = svc_template_for(s, vm);
-        if (tdir && svc_template_prepare_vm(tdir, vm, errp) < 0)
+    _cleanup_free_ char *tdir = svc_template_for(s, vm);
+    if (tdir) {
+        if (svc_template_prepare_vm(tdir, vm, errp) < 0)
             return -1;
+    } else if (a->image && svc_image_prepare_vm(s, a->image, vm, errp) < 0) {
+        return -1;
     }
     return svm_save(vm, errp);
 }
@@ -297,8 +297,8 @@ struct svm *svc_vm_create(struct svc *s, const struct svm_create_args *a, svm_up
         svc_vm_free(vm);
         return NULL;
     }
-    if (!a->image && !warm)
-        svc_template_build(s, vm);
+    /* Built once this VM is up, so the two boots do not compete. */
+    vm->wants_template = !warm;
     log_info("creating VM %s (%s), profile %s%s%s, %u vCPU, %u MiB%s", vm->name, vm->id,
              vm->profile, vm->image[0] ? ", image " : "", vm->image, vm->cpus, vm->ram_mb,
              warm ? ", from a boot template" : "");
@@ -368,15 +368,27 @@ static void run_exit_waiters(struct svm *vm)
 /* Keeps a crashed ephemeral VM's directory for inspection (newest N kept). */
 static void keep_failed_dir(struct svm *vm);
 
+/* The process removes these itself when it exits cleanly; after a SIGKILL
+ * nobody else would. */
+static void remove_instance_files(struct svm *vm)
+{
+    struct svc *s = vm->svc;
+    const char *suffixes[] = {".sock", "-ws.sock", ".ready"};
+    for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+        char path[4200], real[SOCKPATH_MAX + 64];
+        snprintf(path, sizeof(path), "%s/%s%s", s->instances_dir, vm->id, suffixes[i]);
+        if (sockpath_resolve(path, real, sizeof(real), NULL) == 0)
+            unlink(real);
+    }
+}
+
 static void vm_remove(struct svm *vm, bool keep_as_failed)
 {
     vm->gone = true;
     if (vm->svc->db)
         main_db_set_status(vm->svc->db, vm->id, keep_as_failed ? "Crashed" : "Deleted",
                            vm->last_error, time_real_ms(), NULL);
-    char real[SOCKPATH_MAX + 64];
-    if (sockpath_resolve(vm->uds_path, real, sizeof(real), NULL) == 0)
-        unlink(real);
+    remove_instance_files(vm);
     if (keep_as_failed)
         keep_failed_dir(vm);
     else
@@ -400,6 +412,10 @@ void svc_vm_on_event(struct svm *vm, json_t *ev)
         return;
     if (strcmp(name, "ready") == 0) {
         vm->guest_ready = true;
+        if (vm->wants_template) {
+            vm->wants_template = false;
+            svc_template_build(vm->svc, vm);
+        }
         log_info("VM %s ready after %lld ms", vm->name,
                  (long long)json_integer_value(json_object_get(ev, "boot_ms")));
     } else if (strcmp(name, "template-failed") == 0) {
@@ -446,6 +462,7 @@ static void persistent_exited(struct svm *vm)
     vm->guest_ready = false;
     svc_ipc_free(vm->ipc);
     vm->ipc = NULL;
+    remove_instance_files(vm);
     if (vm->kill_ev)
         event_del(vm->kill_ev);
     struct err *e = NULL;
@@ -462,6 +479,7 @@ void svc_vm_on_disconnect(struct svm *vm)
 {
     if (vm->hidden) {
         vm->on_up = NULL;
+        remove_instance_files(vm);
         svc_template_finish(vm);
         return;
     }

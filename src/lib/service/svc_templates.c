@@ -37,15 +37,30 @@ static char *templates_root(struct svc *s)
     return paths_join(s->template_dir, "boot-templates");
 }
 
+/* An image's identity: its name and when it was made (a new image under an
+ * old name must not reuse the old one's template). */
+static void image_identity(struct svc *s, const char *image, char *out, size_t cap)
+{
+    out[0] = '\0';
+    json_t *info = NULL;
+    if (!image[0] || svc_image_lookup(s, image, &info, NULL) < 0)
+        return;
+    snprintf(out, cap, "%s@%s", image,
+             json_string_value(json_object_get(info, "created_at")) ?: "");
+    json_decref(info);
+}
+
 static void template_key(struct svc *s, const struct svm *vm, char out[33])
 {
     struct stat st = {0};
     stat(s->settings.qemu_binary, &st); /* a PATH name fails: the name alone counts then */
+    char image[256];
+    image_identity(s, vm->image, image, sizeof(image));
     char text[2048];
-    snprintf(text, sizeof(text), "%d|%s|%s|%u|%u|%u|%s|%s|%lld|%lld|%u|%s", TEMPLATE_FORMAT,
+    snprintf(text, sizeof(text), "%d|%s|%s|%u|%u|%u|%s|%s|%lld|%lld|%u|%s|%s", TEMPLATE_FORMAT,
              vm->base_version ? vm->base_version : "", vm->profile, vm->cpus, vm->ram_mb,
              s->settings.vm_disk_gb, s->accel, s->settings.qemu_binary, (long long)st.st_size,
-             (long long)st.st_mtime, s->tsc_khz / 1000, CAPSEM_VERSION);
+             (long long)st.st_mtime, s->tsc_khz / 1000, CAPSEM_VERSION, image);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL);
@@ -59,8 +74,12 @@ static char *key_dir(struct svc *s, const char *key)
     return root ? paths_join(root, key) : NULL;
 }
 
+static bool templates_enabled(void);
+
 char *svc_template_for(struct svc *s, const struct svm *vm)
 {
+    if (!templates_enabled())
+        return NULL;
     char key[33];
     template_key(s, vm, key);
     _cleanup_free_ char *dir = key_dir(s, key);
@@ -134,9 +153,17 @@ static void up(struct svm *t, const struct err *e, void *arg)
     svc_ipc_call(t->ipc, json_pack("{s:s}", "op", "wait_ready"), NULL, 0, ready, NULL);
 }
 
+/* CAPSEM_BOOT_TEMPLATES=0 turns templates off (benchmarks of cold boots,
+ * diagnostics). */
+static bool templates_enabled(void)
+{
+    const char *v = getenv("CAPSEM_BOOT_TEMPLATES");
+    return !v || strcmp(v, "0") != 0;
+}
+
 void svc_template_build(struct svc *s, const struct svm *like)
 {
-    if (s->template_building || s->stopping)
+    if (s->template_building || s->stopping || !templates_enabled())
         return;
     char key[33];
     template_key(s, like, key);
@@ -154,6 +181,7 @@ void svc_template_build(struct svc *s, const struct svm *like)
     t->cpus = like->cpus;
     t->ram_mb = like->ram_mb;
     t->base_version = like->base_version ? strdup(like->base_version) : NULL;
+    str_copy(t->image, sizeof(t->image), like->image);
     t->created_at = (uint64_t)time(NULL);
     _cleanup_free_ char *root = templates_root(s);
     char dir[4200], sock[4200];
@@ -163,7 +191,9 @@ void svc_template_build(struct svc *s, const struct svm *like)
     t->uds_path = strdup(sock);
     rm_rf(dir);
     struct err *e = NULL;
-    if (mkdir_p(dir, 0700, &e) < 0 || svc_vm_launch(t, false, up, NULL, &e) < 0) {
+    if (mkdir_p(dir, 0700, &e) < 0 ||
+        (t->image[0] && svc_image_prepare_vm(s, t->image, t, &e) < 0) ||
+        svc_vm_launch(t, false, up, NULL, &e) < 0) {
         log_warn("boot template: %s", err_msg(e));
         err_free(e);
         rm_rf(dir);
@@ -187,11 +217,12 @@ void svc_template_finish(struct svm *t)
     _cleanup_free_ char *final = key_dir(s, key);
     bool ok = strcmp(t->exit_reason, "suspended") == 0 && ckpt && access(ckpt, R_OK) == 0;
     if (ok) {
-        json_t *j = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:I}", "format", TEMPLATE_FORMAT,
-                              "base_version", t->base_version ? t->base_version : "", "profile",
-                              t->profile, "cpus", (json_int_t)t->cpus, "ram_mb",
-                              (json_int_t)t->ram_mb, "accel", s->accel, "created_at",
-                              (json_int_t)time(NULL));
+        json_t *j = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:I, s:s}", "format",
+                              TEMPLATE_FORMAT, "base_version",
+                              t->base_version ? t->base_version : "", "profile", t->profile,
+                              "cpus", (json_int_t)t->cpus, "ram_mb", (json_int_t)t->ram_mb,
+                              "accel", s->accel, "created_at", (json_int_t)time(NULL), "image",
+                              t->image);
         char *text = json_dumps(j, JSON_INDENT(2));
         json_decref(j);
         _cleanup_free_ char *meta = paths_join(t->vm_dir, "template.json");
@@ -223,11 +254,37 @@ void svc_templates_sweep(struct svc *s)
         _cleanup_free_ char *meta = dir ? paths_join(dir, "template.json") : NULL;
         json_t *j = meta ? json_load_file(meta, 0, NULL) : NULL;
         const char *bv = json_string_value(json_object_get(j, "base_version"));
+        const char *image = json_string_value(json_object_get(j, "image"));
+        json_t *info = NULL;
+        bool image_ok = !image || !*image || svc_image_lookup(s, image, &info, NULL) == 0;
+        json_decref(info);
         bool keep = !str_has_prefix(de->d_name, BUILD_PREFIX) && bv && s->assets_loaded &&
-                    assets_find(&s->assets, bv);
+                    assets_find(&s->assets, bv) && image_ok;
         json_decref(j);
         if (!keep && dir)
             rm_rf(dir);
+    }
+    closedir(d);
+}
+
+/* An image was deleted: its templates go too. */
+void svc_templates_drop_image(struct svc *s, const char *image)
+{
+    _cleanup_free_ char *root = templates_root(s);
+    DIR *d = root ? opendir(root) : NULL;
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *dir = paths_join(root, de->d_name);
+        _cleanup_free_ char *meta = dir ? paths_join(dir, "template.json") : NULL;
+        json_t *j = meta ? json_load_file(meta, 0, NULL) : NULL;
+        const char *img = json_string_value(json_object_get(j, "image"));
+        if (img && strcmp(img, image) == 0)
+            rm_rf(dir);
+        json_decref(j);
     }
     closedir(d);
 }

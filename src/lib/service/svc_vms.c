@@ -528,9 +528,13 @@ static void load_dir(struct svc *s, const char *parent, const char *name)
         svc_vm_adopt(vm, fd);
         return;
     }
-    char real[SOCKPATH_MAX + 64];
-    if (sockpath_resolve(vm->uds_path, real, sizeof(real), NULL) == 0)
-        unlink(real);
+    const char *suffixes[] = {".sock", "-ws.sock", ".ready"};
+    for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+        char path[4200], real[SOCKPATH_MAX + 64];
+        snprintf(path, sizeof(path), "%s/%s%s", s->instances_dir, vm->id, suffixes[i]);
+        if (sockpath_resolve(path, real, sizeof(real), NULL) == 0)
+            unlink(real);
+    }
     if (!vm->persistent) {
         char dst[4200];
         snprintf(dst, sizeof(dst), "%s-failed-%lld", dir, (long long)time(NULL));
