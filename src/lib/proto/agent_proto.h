@@ -25,6 +25,10 @@ enum ctl_rec {
     CTL_SYNC = 5,      /* host -> guest: sync file systems; answered by CTL_SYNC_OK */
     CTL_SYNC_OK = 6,
     CTL_ERROR = 7,     /* either way: T_MESSAGE */
+    CTL_NET_CONFIG = 8, /* host -> guest, at boot and on change: T_HTTP_PORT (u32, repeated),
+                           T_CA_CERT (PEM of the install CA); the guest (re)writes its
+                           iptables rules atomically and the CA bundle */
+    CTL_NET_OK = 9,     /* guest -> host: plumbing done (T_ERRNO/T_MESSAGE on failure) */
 };
 
 enum ctl_event {
@@ -72,6 +76,19 @@ enum file_op {
 
 enum file_type { FILE_TYPE_FILE = 1, FILE_TYPE_DIR = 2, FILE_TYPE_SYMLINK = 3, FILE_TYPE_OTHER = 4 };
 
+/* ---- network stream (MUX_SVC_NET, opened by the guest per TCP connection) ----
+ * Open metadata (<= 1 KiB): T_DST_IP (u32, host byte order of the IPv4 address
+ * as read from SO_ORIGINAL_DST), T_DST_PORT (u32), T_PID (u32, 0 unknown),
+ * T_COMM (<= 64 B), T_EXE (<= 256 B). Then raw bytes both ways; FIN is a
+ * half-close, RST an abort (the relay answers the guest socket with RST). */
+
+/* ---- DNS stream (MUX_SVC_DNS, one long-lived stream opened by the guest) ---- */
+enum dns_rec {
+    DNS_QUERY = 1,  /* guest -> host: T_TAG, T_PROTO_L4 (1 udp, 2 tcp), T_PID, T_COMM, T_PAYLOAD */
+    DNS_ANSWER = 2, /* host -> guest: T_TAG, T_PAYLOAD (the DNS message to send back) */
+    DNS_DROP = 3,   /* host -> guest: T_TAG (no answer: the client times out) */
+};
+
 /* ---- TLV tags (shared namespace) ---- */
 enum agent_tag {
     T_PROTO = 1,
@@ -87,6 +104,15 @@ enum agent_tag {
     T_MESSAGE = 11,
     T_PERSISTENT = 12, /* u32: the VM is named (suspend allowed) */
     T_SEED = 13,       /* random bytes the guest mixes into its RNG and reseeds with */
+    T_HTTP_PORT = 14,  /* u32, repeated */
+    T_CA_CERT = 15,    /* PEM text */
+    T_DST_IP = 16,
+    T_DST_PORT = 17,
+    T_COMM = 18,
+    T_EXE = 19,
+    T_TAG = 20,
+    T_PROTO_L4 = 21,
+    T_PAYLOAD = 22,
     T_COMMAND = 20,
     T_TIMEOUT_MS = 21,
     T_MAX_OUTPUT = 22,
