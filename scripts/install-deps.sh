@@ -10,7 +10,7 @@ libmicrohttpd-dev libmsgpack-dev
 qemu-system-x86 qemu-utils
 mmdebstrap squashfs-tools erofs-utils cpio kmod e2fsprogs dpkg-dev zstd
 python3 python3-pytest python3-psutil python3-pytest-xdist python3-pytest-timeout
-tmux sqlite3 jq curl ca-certificates openssl
+tmux sqlite3 jq curl ca-certificates openssl publicsuffix
 nodejs
 "
 

@@ -29,6 +29,15 @@ for b in capsem capsem-service capsem-process capsem-mcp; do
     mv -f "$HOME_DIR/bin/$b.new" "$HOME_DIR/bin/$b"
 done
 
+# Bundled data (network policy profiles, the AI price table).
+if [ -d share ]; then
+    rm -rf "$HOME_DIR/share/capsem.new"
+    mkdir -p "$HOME_DIR/share"
+    cp -r share "$HOME_DIR/share/capsem.new"
+    rm -rf "$HOME_DIR/share/capsem"
+    mv "$HOME_DIR/share/capsem.new" "$HOME_DIR/share/capsem"
+fi
+
 # A service from older binaries keeps running its VMs; stop it so the next
 # command starts the new one, which re-adopts them.
 pidfile="$HOME_DIR/run/service.pid"

@@ -28,6 +28,17 @@ for d in bin sbin lib lib64; do
 done
 
 ln -sfn bash "$tree/usr/bin/sh"
+
+# iptables: the agent loads its rules with the legacy backend (the initrd has
+# the x_tables modules, not nf_tables). dpkg -x runs no postinst, so the
+# alternatives links are made here, pointing at the legacy binary; the nft
+# binary and its links are dropped (its libraries are not in this profile).
+rm -f "$tree/usr/sbin/xtables-nft-multi"
+find "$tree/usr/sbin" -maxdepth 1 -type l -lname xtables-nft-multi -delete
+for t in iptables iptables-restore iptables-save ip6tables ip6tables-restore ip6tables-save; do
+    ln -sfn xtables-legacy-multi "$tree/usr/sbin/$t"
+done
+
 # Busybox applets for everyday tools, never replacing a real binary.
 applets="ls cat echo mkdir rmdir rm cp mv ln sleep head tail wc grep egrep fgrep sed awk sort
 uniq env id uname ps kill dd sync mount umount date hostname tr cut find xargs stat true false

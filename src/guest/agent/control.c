@@ -52,6 +52,16 @@ static int env_push(char ***vars, size_t *count, const char *kv)
     return 0;
 }
 
+/* Does one of vars[0..n) set the variable that kv ("NAME=value") sets? */
+static bool env_names(char *const *vars, size_t n, const char *kv)
+{
+    size_t klen = strcspn(kv, "=");
+    for (size_t i = 0; i < n; i++)
+        if (vars[i] && strncmp(vars[i], kv, klen) == 0 && vars[i][klen] == '=')
+            return true;
+    return false;
+}
+
 char **env_build(const char *term, char *const *extra, size_t nextra)
 {
     char **envp = NULL;
@@ -67,6 +77,14 @@ char **env_build(const char *term, char *const *extra, size_t nextra)
             goto fail;
     for (size_t i = 0; i < boot_env.count; i++)
         if (env_push(&envp, &n, boot_env.vars[i]) < 0)
+            goto fail;
+    /* The CA bundle variables (network.md 2.6), unless the boot environment
+     * or the request sets them. */
+    size_t nnet;
+    const char *const *netv = net_env(&nnet);
+    for (size_t i = 0; i < nnet; i++)
+        if (!env_names(boot_env.vars, boot_env.count, netv[i]) &&
+            !env_names(extra, nextra, netv[i]) && env_push(&envp, &n, netv[i]) < 0)
             goto fail;
     for (size_t i = 0; i < nextra; i++)
         if (env_push(&envp, &n, extra[i]) < 0)
@@ -186,6 +204,9 @@ static void handle_record(struct control *c, uint16_t type, const uint8_t *p, si
         sync();
         stream_send_rec(c->s, CTL_SYNC_OK, NULL, 0);
         break;
+    case CTL_NET_CONFIG:
+        net_config_from_host(p, len); /* CTL_NET_OK follows (control_send_rec) */
+        break;
     default:
         send_error(c, "unknown control record");
         break;
@@ -254,6 +275,15 @@ int control_open(struct mux_stream *s)
         control_free(ctl);
     ctl = c;
     return 0;
+}
+
+void control_send_rec(uint16_t type, const void *payload, size_t len)
+{
+    if (!ctl)
+        return;
+    if (stream_send_rec(ctl->s, type, payload, len) < 0)
+        log_warn("control stream full: record %u dropped", type);
+    agent_kick();
 }
 
 void control_report_event(uint32_t event)

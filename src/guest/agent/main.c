@@ -30,6 +30,7 @@ static struct watch port_watch;
 static struct watch sig_watch;
 static struct deadline *deadlines;
 static bool shutting_down;
+static uint32_t reset_reason; /* for agent_reset_reason() during on_reset */
 
 struct child {
     pid_t pid;
@@ -169,7 +170,9 @@ static void port_flush(void)
         if ((size_t)w < n)
             break;
     }
-    watch_mod(&port_watch, EPOLLIN | (mux_has_output(mux) ? EPOLLOUT : 0));
+    /* While the first network configuration is applied, host requests wait
+     * in the port (net_input_gated). */
+    watch_mod(&port_watch, (net_input_gated() ? 0 : EPOLLIN) | (mux_has_output(mux) ? EPOLLOUT : 0));
 }
 
 void agent_kick(void)
@@ -177,11 +180,21 @@ void agent_kick(void)
     port_flush();
 }
 
+struct mux *agent_mux(void)
+{
+    return mux;
+}
+
+uint32_t agent_reset_reason(void)
+{
+    return reset_reason;
+}
+
 static void port_cb(struct watch *w, uint32_t revents)
 {
     if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         static uint8_t rbuf[128 * 1024];
-        for (int i = 0; i < 16; i++) {
+        for (int i = 0; i < 16 && !net_input_gated(); i++) {
             ssize_t n = fd_read_retry(w->fd, rbuf, sizeof(rbuf));
             if (n <= 0)
                 break;
@@ -297,10 +310,12 @@ static void mux_on_fin(void *ctx, struct mux_stream *s)
 static void mux_on_reset(void *ctx, struct mux_stream *s, uint32_t reason)
 {
     struct stream_ctx *c = ctx_of(s);
+    reset_reason = reason;
     if (c && c->ops->on_reset)
         c->ops->on_reset(s);
     else
         mux_stream_release(s);
+    reset_reason = 0;
 }
 
 static void mux_on_writable(void *ctx, struct mux_stream *s)
@@ -447,6 +462,7 @@ static int agent_main(void)
     }
     mux = mux_new(MUX_SIDE_GUEST, &mux_cbs, NULL);
     watch_add(&port_watch, pfd, EPOLLIN | EPOLLOUT, port_cb, NULL);
+    net_hook_start(); /* local test/debug hook; the network stays off until configured */
     port_flush();
     struct epoll_event evs[64];
     for (;;) {
@@ -476,6 +492,8 @@ int main(int argc, char **argv)
         strcmp(name, "halt") == 0 || strcmp(name, "suspend") == 0 ||
         strcmp(name, "reboot") == 0)
         return sysutil_main(name);
+    if (argc > 1 && (strcmp(argv[1], "net-config") == 0 || strcmp(argv[1], "net-status") == 0))
+        return net_cli_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "--version") == 0) {
         printf("capsem-agent %s\n", CAPSEM_VERSION);
         return 0;

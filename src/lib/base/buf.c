@@ -113,6 +113,6 @@ char *buf_steal_str(struct buf *b)
     if (b->len)
         memcpy(s, b->data + b->off, b->len);
     s[b->len] = '\0';
-    buf_reset(b);
+    buf_free(b); /* the caller owns the string; the buffer stays usable */
     return s;
 }

@@ -67,6 +67,25 @@ char *paths_self_dir(void)
     return strdup(buf);
 }
 
+char *paths_share_dir(void)
+{
+    const char *env = getenv("CAPSEM_SHARE_DIR");
+    if (env && *env)
+        return strdup(env);
+    _cleanup_free_ char *self = paths_self_dir();
+    if (self) {
+        char *p = paths_join(self, "../share/capsem");
+        if (p && access(p, R_OK) == 0)
+            return p;
+        free(p);
+    }
+#ifdef CAPSEM_SOURCE_SHARE
+    return strdup(CAPSEM_SOURCE_SHARE);
+#else
+    return NULL;
+#endif
+}
+
 char *paths_find_binary(const char *name)
 {
     _cleanup_free_ char *self = paths_self_dir();

@@ -15,6 +15,10 @@ char *paths_service_socket(struct err **errp);
 char *paths_join(const char *a, const char *b);
 /* Directory of the running executable (from /proc/self/exe). */
 char *paths_self_dir(void);
+/* Bundled data (profiles/, prices.json): $CAPSEM_SHARE_DIR, else
+ * <dir of the executable>/../share/capsem (an installed tree), else the
+ * source tree the binary was built from (development and tests). */
+char *paths_share_dir(void);
 /* Finds a sibling binary, then <home>/bin/<name>, then PATH; NULL if absent. */
 char *paths_find_binary(const char *name);
 

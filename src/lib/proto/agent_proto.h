@@ -110,9 +110,6 @@ enum agent_tag {
     T_DST_PORT = 17,
     T_COMM = 18,
     T_EXE = 19,
-    T_TAG = 20,
-    T_PROTO_L4 = 21,
-    T_PAYLOAD = 22,
     T_COMMAND = 20,
     T_TIMEOUT_MS = 21,
     T_MAX_OUTPUT = 22,
@@ -136,6 +133,9 @@ enum agent_tag {
     T_TYPE = 57,
     T_MTIME = 58,
     T_DEPTH = 59,
+    T_TAG = 60,
+    T_PROTO_L4 = 61,
+    T_PAYLOAD = 62,
 };
 
 #endif

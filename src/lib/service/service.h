@@ -116,6 +116,7 @@ struct svc {
     char *sessions_dir;  /* run/sessions: ephemeral VMs */
     char *persistent_dir; /* run/persistent: named VMs */
     char *images_dir;    /* images/ */
+    char *share_dir;     /* bundled profiles and price table */
     char *instances_dir; /* run/instances */
     char *template_dir;  /* ext4 templates */
     const char *accel;

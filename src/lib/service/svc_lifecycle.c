@@ -67,6 +67,10 @@ static int write_vm_json(struct svm *vm, const struct asset_version *ver, bool r
     c.max_output_bytes = s->settings.exec_max_output_bytes;
     c.max_concurrent_execs = s->settings.exec_max_concurrent_per_vm;
     c.files_max_bytes = s->settings.files_max_bytes;
+    c.home = s->home;
+    c.share_dir = s->share_dir;
+    const char *corp = getenv("CAPSEM_CORP_CONFIG");
+    c.corp_config = (char *)(corp ? corp : "/etc/capsem/corp.toml");
     c.restore_from = restore ? ckpt : vm->template_ckpt;
     c.restore_keep = !restore && vm->template_ckpt;
     char *envs[1024];

@@ -215,6 +215,7 @@ static int init_paths(struct svc *s, struct err **errp)
     s->sessions_dir = paths_join(s->run_dir, "sessions");
     s->persistent_dir = paths_join(s->run_dir, "persistent");
     s->images_dir = paths_join(s->home, "images");
+    s->share_dir = paths_share_dir();
     s->instances_dir = paths_join(s->run_dir, "instances");
     s->template_dir = paths_join(s->home, "cache");
     if (!s->process_binary)
@@ -399,7 +400,7 @@ static void svc_free(struct svc *s)
     char *strs[] = {s->home,           s->run_dir,        s->uds_path,
                     s->assets_dir,     s->process_binary, s->sessions_dir,
                     s->instances_dir,  s->template_dir,   s->persistent_dir,
-                    s->images_dir};
+                    s->images_dir,     s->share_dir};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         free(strs[i]);
     if (s->base)

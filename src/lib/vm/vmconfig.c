@@ -87,6 +87,9 @@ int vm_config_from_json(json_t *j, struct vm_config *c, struct err **errp)
         get_str(j, "accel", true, &c->accel, errp) < 0 ||
         get_str(j, "qemu_binary", true, &c->qemu_binary, errp) < 0 ||
         get_str(j, "restore_from", false, &c->restore_from, errp) < 0 ||
+        get_str(j, "home", false, &c->home, errp) < 0 ||
+        get_str(j, "share_dir", false, &c->share_dir, errp) < 0 ||
+        get_str(j, "corp_config", false, &c->corp_config, errp) < 0 ||
         get_u32(j, "cpus", 2, &c->cpus, errp) < 0 || get_u32(j, "ram_mb", 2048, &c->ram_mb, errp) < 0 ||
         get_u64(j, "disk_bytes", 16ull << 30, &c->disk_bytes, errp) < 0 ||
         get_u64(j, "workspace_bytes", 16ull << 30, &c->workspace_bytes, errp) < 0 ||
@@ -143,6 +146,11 @@ json_t *vm_config_to_json(const struct vm_config *c)
                      "max_output_bytes", (json_int_t)c->max_output_bytes, "max_concurrent_execs",
                      (json_int_t)c->max_concurrent_execs, "files_max_bytes",
                      (json_int_t)c->files_max_bytes, "env", env);
+    const char *extra[][2] = {{"home", c->home}, {"share_dir", c->share_dir},
+                              {"corp_config", c->corp_config}};
+    for (size_t i = 0; i < ARRAY_SIZE(extra); i++)
+        if (extra[i][1])
+            json_object_set_new(j, extra[i][0], json_string(extra[i][1]));
     if (c->restore_from) {
         json_object_set_new(j, "restore_from", json_string(c->restore_from));
         json_object_set_new(j, "restore_keep", json_boolean(c->restore_keep));
@@ -155,7 +163,8 @@ void vm_config_free(struct vm_config *c)
     char **strs[] = {&c->id,       &c->name,          &c->profile,    &c->kernel,
                      &c->initrd,   &c->rootfs,        &c->vm_dir,     &c->instance_sock,
                      &c->ws_sock,  &c->ready_path,    &c->template_dir, &c->accel,
-                     &c->qemu_binary, &c->restore_from};
+                     &c->qemu_binary, &c->restore_from, &c->home, &c->share_dir,
+                     &c->corp_config};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -37,6 +37,9 @@ struct vm_config {
     uint64_t files_max_bytes;
     char *restore_from; /* checkpoint to restore (Suspended VMs), or NULL */
     bool restore_keep;  /* the checkpoint is a shared boot template: read, never move */
+    char *home;        /* $CAPSEM_HOME: policy.toml, profiles/, ca/, credentials */
+    char *share_dir;   /* bundled data: profiles/<name>.toml, prices.json */
+    char *corp_config; /* the corp file, "" for none */
     char **env; /* "K=V", NULL-terminated */
     size_t nenv;
 };

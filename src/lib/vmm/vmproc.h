@@ -12,6 +12,7 @@
 
 #include "base/buf.h"
 #include "ipc/ipc.h"
+#include "proto/hstream.h"
 #include "proto/mux.h"
 #include "proto/rec.h"
 #include "vm/vmconfig.h"
@@ -122,16 +123,7 @@ void vp_guest_shutdown(struct vmproc *vp);
  * time; -1 when there is no control stream. */
 int vp_guest_sync(struct vmproc *vp, void (*cb)(struct vmproc *vp, bool ok, void *arg), void *arg);
 
-/* Host-side stream handlers, dispatched by the stream's user pointer. */
-struct hstream_ops {
-    void (*on_data)(void *h, const uint8_t *data, size_t len);
-    void (*on_fin)(void *h);
-    void (*on_reset)(void *h, uint32_t reason);
-    void (*on_writable)(void *h);
-};
-struct hstream {
-    const struct hstream_ops *ops;
-};
+/* Host-side stream handlers (proto/hstream.h), dispatched by user pointer. */
 /* Opens a stream whose callbacks go to h (h starts with struct hstream). */
 struct mux_stream *vp_open_stream(struct vmproc *vp, uint16_t service, struct hstream *h);
 int vp_send_rec(struct mux_stream *s, uint16_t type, const void *payload, size_t len);

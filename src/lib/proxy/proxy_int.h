@@ -1,0 +1,116 @@
+/* Internals of the proxy: one struct pconn per guest TCP connection. */
+#ifndef CAPSEM_PROXY_INT_H
+#define CAPSEM_PROXY_INT_H
+
+#include <curl/curl.h>
+
+#include "base/buf.h"
+#include "net/curlev.h"
+#include "proto/hstream.h"
+#include "proxy/proxy.h"
+
+/* Bytes of request body buffered for curl before credit stops flowing. */
+#define PROXY_BODY_BUF (256u * 1024u)
+/* Plaintext response bytes queued toward the guest before curl is paused. */
+#define PROXY_OUT_HIGH (192u * 1024u)
+#define PROXY_CLIENT_HELLO_MAX (16u * 1024u)
+
+enum pconn_state {
+    PC_CLASSIFY,  /* waiting for the first bytes */
+    PC_TLS,       /* handshake */
+    PC_HEAD,      /* reading a request head */
+    PC_BODY,      /* forwarding a request body */
+    PC_RESPONSE,  /* waiting for / streaming the upstream response */
+    PC_CLOSING,   /* flushing a final response, then FIN */
+    PC_DEAD,
+};
+
+struct pconn {
+    struct hstream hs; /* first: the stream's user pointer */
+    struct proxy *p;
+    struct mux_stream *s;
+    struct pconn *next, *prev;
+    enum pconn_state state;
+    uint64_t id;
+    uint32_t seq;
+    uint64_t opened_ms;
+    /* metadata from the guest relay */
+    uint32_t dst_ip;
+    uint16_t dst_port;
+    uint32_t pid;
+    char comm[65];
+    char exe[257];
+    /* transport */
+    bool tls;
+    SSL *ssl;
+    BIO *rbio, *wbio;
+    char sni[256];
+    char tls_name[256]; /* SNI, pin-set name or IP literal */
+    struct buf pending; /* guest bytes not yet given to TLS / the parser */
+    struct buf outq;    /* bytes for the stream (ciphertext with TLS) */
+    struct buf plain;   /* plaintext the parser did not take yet (pipelining) */
+    bool guest_fin;
+    bool fin_sent;
+    /* request */
+    struct http1_parser *parser;
+    struct proxy_request req;
+    char host[256];
+    char path[8192];
+    char method[32];
+    char target[8192];
+    uint64_t req_started_ms;
+    struct proxy_decision dec;
+    /* upstream */
+    CURL *easy;
+    struct curl_slist *up_headers;
+    struct curl_slist *up_resolve;
+    struct curl_slist *up_connect;
+    struct buf body;      /* request body waiting for curl */
+    bool body_done;       /* the request body is complete */
+    bool body_paused;     /* curl asked for body bytes we did not have */
+    bool resp_paused;     /* curl paused: the guest is not reading */
+    struct buf resp_head; /* upstream status line + headers */
+    int resp_status;
+    bool head_sent;
+    bool resp_chunked; /* we frame the body to the guest as chunked */
+    bool resp_no_body;
+    bool resp_close;   /* close after this response */
+    bool resp_chunked_up; /* the upstream used chunked framing */
+    const char *upstream_version;
+    char errbuf[CURL_ERROR_SIZE];
+    uint64_t bytes_up, bytes_down;
+    int64_t ttfb_ms;
+    /* timers */
+    struct event *timer;
+};
+
+/* proxy.c */
+void pconn_output_plain(struct pconn *c, const void *data, size_t len);
+void pconn_flush(struct pconn *c);
+size_t pconn_room(struct pconn *c);
+void pconn_close(struct pconn *c, bool graceful);
+void pconn_arm_timer(struct pconn *c, unsigned ms);
+/* Reads TLS plaintext already decrypted but not consumed (after the request
+ * state starts accepting input again). */
+void pconn_pump_tls(struct pconn *c);
+/* Request state accepts input again: process buffered guest bytes. */
+void pconn_resume_input(struct pconn *c);
+struct curlev *proxy_curl(struct proxy *p);
+const struct proxy_hooks *proxy_hooks(struct proxy *p);
+const struct proxy_limits *proxy_limits(struct proxy *p);
+void proxy_record(struct pconn *c, const char *conn_type, int status, const char *decision,
+                  const char *rule, const char *reason, const char *detail);
+
+/* proxy_req.c */
+void pconn_feed_plain(struct pconn *c, const uint8_t *data, size_t len);
+void pconn_reply(struct pconn *c, int status, const char *reason, const char *rule,
+                 const char *text);
+void pconn_request_done(struct pconn *c);
+
+/* proxy_up.c */
+int pconn_upstream_start(struct pconn *c, struct err **errp);
+void pconn_upstream_body(struct pconn *c);
+void pconn_upstream_resume(struct pconn *c);
+void pconn_upstream_free(struct pconn *c);
+
+#endif
