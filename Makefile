@@ -83,7 +83,7 @@ test: unit-test asan-test fuzz-test system-test system-test-asan mcp-test
 
 bench: build assets
 	CAPSEM_TEST_BIN_DIR=$(CURDIR)/$(BUILD)/src/cmd CAPSEM_TEST_ASSETS=$(CURDIR)/$(ASSETS) \
-	    /usr/bin/python3 bench/run.py
+	    /usr/bin/python3 bench/run.py --all
 
 format:
 	find src tests -name '*.[ch]' | xargs clang-format -i

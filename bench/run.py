@@ -8,9 +8,15 @@ baseline measured in the same run (no stored baselines).
   2. exec round trip of `true` over one keep-alive API connection, p50/p99.
   3. 64 MiB file transfer through the guest channel (IPC straight to the VM's
      capsem-process, so the service's 10 MiB API cap does not apply).
+  4. network (bench_net.py; about 2 minutes on its own, so not in the default
+     run: --net or --all):
+     HTTPS requests/s and p50/p99 from a guest through the MITM proxy vs the
+     same upstream straight from the host, plus a large download.
 
 Environment: CAPSEM_TEST_BIN_DIR, CAPSEM_TEST_ASSETS (set by `make bench`).
-Options: --rounds N (boot rounds, default 5), --execs N (default 200).
+Options: --rounds N (boot rounds, default 5), --execs N (default 200),
+--net (only the network bench), --all (the default benches, then the network
+bench), --net-duration S, --net-mib N (passed to bench_net.py).
 """
 import argparse
 import datetime
@@ -29,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "system"))
 from conftest import Capsem, UnixHTTPConnection, install_assets, sock_path, wait_for  # noqa: E402
+import bench_net  # noqa: E402
 
 BIN_DIR = os.environ["CAPSEM_TEST_BIN_DIR"]
 
@@ -260,7 +267,19 @@ def main():
     ap.add_argument("--execs", type=int, default=200)
     ap.add_argument("--ram", type=int, default=512)
     ap.add_argument("--cpus", type=int, default=2)
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--net", action="store_true", help="only the network bench")
+    which.add_argument("--all", action="store_true",
+                       help="the default benches, then the network one")
+    ap.add_argument("--net-duration", type=float, default=5.0, help="measured seconds per net row")
+    ap.add_argument("--net-mib", type=int, default=256, help="size of the net bench's download")
     args = ap.parse_args()
+    net_args = bench_net.parse(["bench", "--duration", str(args.net_duration),
+                                "--mib", str(args.net_mib)])
+    if args.net:
+        print(f"# capsem network bench, {datetime.date.today()}, {machine()}")
+        bench_net.standalone(net_args)
+        return
     home = tempfile.mkdtemp(prefix="capsem-bench-")
     install_assets(home)
     profiles = ["minimal", "code"]
@@ -286,6 +305,9 @@ def main():
             stop_service(capsem, svc, log)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    if args.all:
+        print("# network")
+        bench_net.standalone(net_args)
 
 
 def run_body(capsem, args, b):

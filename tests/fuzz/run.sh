@@ -15,7 +15,7 @@ for bin in "$build"/tests/fuzz/fuzz_*; do
     corpus="$here/corpus/${name#fuzz_}"
     mkdir -p "$scratch/$name" "$here/artifacts"
     echo "== $name (${secs}s)"
-    if ! "$bin" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$here/artifacts/$name-" \
+    if ! "$bin" -max_total_time="$secs" -timeout=30 -print_final_stats=1 -artifact_prefix="$here/artifacts/$name-" \
         "$scratch/$name" "$corpus" 2>"$scratch/$name.log"; then
         tail -50 "$scratch/$name.log"
         status=1

@@ -34,7 +34,8 @@ const TOOLS = [
   'capsem_read_file', 'capsem_write_file', 'capsem_stop', 'capsem_delete', 'capsem_suspend',
   'capsem_resume', 'capsem_persist', 'capsem_fork', 'capsem_purge', 'capsem_vm_logs',
   'capsem_service_logs', 'capsem_image_list', 'capsem_image_info', 'capsem_image_delete',
-  'capsem_mcp_servers', 'capsem_mcp_tools', 'capsem_mcp_call',
+  'capsem_mcp_servers', 'capsem_mcp_tools', 'capsem_mcp_call', 'capsem_ask_list',
+  'capsem_ask_resolve',
 ];
 
 // ---------- helpers ----------
@@ -430,6 +431,26 @@ describe('capsem-mcp with a running capsem-service', { timeout: 600000 }, () => 
     const rs = await Promise.all([1, 2, 3].map((n) => mcp.client.callTool({ name: 'capsem_exec', arguments: { id: vmId, command: `sleep 2; echo ${n}` } })));
     assert.deepEqual(rs.map((r) => r.structuredContent.stdout), ['1\n', '2\n', '3\n']);
     assert.ok(Date.now() - t0 < 5500, `three 2 s commands overlapped (${Date.now() - t0} ms)`);
+  });
+
+  test('capsem_ask_list and capsem_ask_resolve', async () => {
+    // The answered path (a held guest request) is in tests/system/test_asks.py.
+    assert.ok(vmId, 'needs the VM of the create test');
+    const call = (name, args) => mcp.client.callTool({ name, arguments: args });
+    const l = await call('capsem_ask_list', { id: vmId });
+    assert.equal(l.isError, undefined, text(l));
+    assert.deepEqual(l.structuredContent, { asks: [] });
+    const r = await call('capsem_ask_resolve', { id: vmId, ask_id: '0123456789ab', decision: 'approve' });
+    assert.equal(r.isError, true);
+    assert.match(text(r), /^404: ask not found: 0123456789ab /);
+    const d = await call('capsem_ask_resolve', { id: vmId, ask_id: '0123456789ab', decision: 'maybe' });
+    assert.equal(text(d), '400: argument decision must be one of: approve, deny');
+    const m = await call('capsem_ask_resolve', { id: vmId, ask_id: '0123456789ab', decision: 'approve', remember: 'forever' });
+    assert.equal(text(m), '400: argument remember must be one of: once, session, always');
+    const s = await call('capsem_ask_resolve', { id: vmId, ask_id: 'a/b', decision: 'deny' });
+    assert.equal(text(s), '400: invalid ask_id: a/b');
+    const u = await call('capsem_ask_list', { id: 'no-such-vm' });
+    assert.equal(text(u), '404: VM not found: no-such-vm');
   });
 
   test('capsem_delete removes the VM', async () => {

@@ -470,21 +470,37 @@ def make_assets(src):
 def setup_env(tmp, home, **extra):
     env = dict(os.environ, CAPSEM_HOME=home, XDG_CONFIG_HOME=os.path.join(tmp, "xdg"),
                XDG_RUNTIME_DIR=os.path.join(tmp, "xdg-run"), **extra)
-    for var in ("CAPSEM_UDS_PATH", "CAPSEM_RUN_DIR", "CAPSEM_ASSETS_SOURCE"):
+    for var in ("CAPSEM_UDS_PATH", "CAPSEM_RUN_DIR", "CAPSEM_ASSETS_SOURCE",
+                "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+                "GH_TOKEN", "GITHUB_TOKEN"):
         env.pop(var, None)
     env.update(extra)
     return env
 
 
+def fake_npm_path(tmp):
+    """A PATH whose npm prints a known registry, whatever this machine has."""
+    npmbin = os.path.join(tmp, "npm-bin")
+    os.makedirs(npmbin, exist_ok=True)
+    with open(os.path.join(npmbin, "npm"), "w") as f:
+        f.write("#!/bin/sh\n[ \"$*\" = 'config get registry' ] || exit 2\n"
+                "echo https://Registry.Check.Example:8443/npm/\n")
+    os.chmod(os.path.join(npmbin, "npm"), 0o755)
+    return npmbin + ":" + os.environ.get("PATH", "/usr/bin:/bin")
+
+
 def setup_checks(cli, tmp, assets):
     home = os.path.join(tmp, "setup-home")
-    env = setup_env(tmp, home)
+    env = setup_env(tmp, home, PATH=fake_npm_path(tmp))
     r = capsem(cli, env, "setup", "--assets-from", assets)
     lines = r.stdout.splitlines()
-    check(r.returncode == 0 and [l.split(":")[0] for l in lines[:8]] ==
-          ["[ok] layout", "[ok] assets", "[ok] config", "[skip] dashboard", "[skip] service",
-           "[ok] kvm" if lines[5].startswith("[ok]") else "[warn] kvm", "[ok] cleanup",
+    check(r.returncode == 0 and [l.split(":")[0] for l in lines[:11]] ==
+          ["[ok] layout", "[ok] assets", "[ok] config", "[skip] credentials", "[ok] ca",
+           "[ok] npm", "[skip] dashboard", "[skip] service",
+           "[ok] kvm" if lines[8].startswith("[ok]") else "[warn] kvm", "[ok] cleanup",
            "[ok] state"] and
+          lines[5] == "[ok] npm: registry host registry.check.example (from %s/npm-bin/npm "
+          "config get registry)" % tmp and
           lines[1] == "[ok] assets: installed vtest1 from %s (linked, sha256 verified); "
           "current vtest1" % assets and
           lines[-1].startswith("Setup complete: %s (assets vtest1, " % home),
@@ -492,15 +508,22 @@ def setup_checks(cli, tmp, assets):
     check(os.stat(home).st_mode & 0o777 == 0o700 and
           os.path.exists(os.path.join(home, "assets", "vtest1", "vmlinux")) and
           json.load(open(os.path.join(home, "setup.json")))["assets_version"] == "test1" and
+          json.load(open(os.path.join(home, "setup.json")))["npm_registry_host"] ==
+          "registry.check.example" and
           "# cpus = 2" in open(os.path.join(home, "user.toml")).read(),
-          "setup: layout, assets, user.toml, setup.json")
+          "setup: layout, assets, user.toml, setup.json (with the npm registry host)")
     r = capsem(cli, env, "setup", "--assets-from", assets)
     check(r.returncode == 0 and "[ok] assets: vtest1 already installed; current vtest1" in r.stdout
           and "user.toml kept" in r.stdout, "setup again: nothing to do")
-    r = capsem(cli, env, "setup", "--force", "--non-interactive", "--no-service",
-               "--assets-from", assets)
+    nonpm = os.path.join(tmp, "no-npm-bin")
+    os.makedirs(nonpm, exist_ok=True)
+    r = capsem(cli, dict(env, PATH=nonpm), "setup", "--force", "--non-interactive",
+               "--no-service", "--assets-from", assets)
     check(r.returncode == 0 and "[ok] assets: re-installed vtest1" in r.stdout and
           "[skip] service: --no-service given" in r.stdout, "setup --force --no-service")
+    check("\n[skip] npm: npm not found on PATH; the @npm host list stays empty\n" in r.stdout and
+          "npm_registry_host" not in json.load(open(os.path.join(home, "setup.json"))),
+          "setup without npm: [skip], and setup.json records no npm host", r.stdout)
     r = capsem(cli, env, "setup", "--assets-from", os.path.join(tmp, "nowhere"))
     check(r.returncode == 1 and r.stderr.startswith("Error: assets: asset source ") and
           "nowhere" in r.stderr, "setup from a missing directory fails")

@@ -193,10 +193,109 @@ static void test_routes(void)
     free(p);
 }
 
+static void test_layer_tables(void)
+{
+    const char *rows =
+        "{\"commands\":["
+        "{\"timestamp\":\"2026-11-29T10:00:03Z\",\"layer\":\"net\",\"command\":\"https "
+        "1.2.3.4:443\","
+        "\"conn_type\":\"https\",\"dst_ip\":\"1.2.3.4\",\"port\":443,\"decision\":\"error\","
+        "\"reason\":\"tls_handshake_failed\",\"bytes_sent\":517,\"bytes_received\":0},"
+        "{\"timestamp\":\"2026-11-29T10:00:02Z\",\"layer\":\"net\","
+        "\"command\":\"GET "
+        "https://example.com:443/a\",\"process_name\":\"curl\",\"method\":\"GET\","
+        "\"domain\":\"example.com\",\"port\":443,\"path\":\"/a\",\"status_code\":403,"
+        "\"decision\":\"denied\",\"matched_rule\":\"default:default-deny\","
+        "\"reason\":\"default_deny\",\"bytes_sent\":0,\"bytes_received\":2048,"
+        "\"duration_ms\":12},"
+        "{\"timestamp\":\"2026-11-29T10:00:01Z\",\"layer\":\"dns\",\"command\":\"A example.com\","
+        "\"process_name\":\"curl\",\"qtype\":\"A\",\"qname\":\"example.com\",\"rcode\":\"NOERROR\","
+        "\"answer_ip\":\"93.184.216.34\",\"decision\":\"allowed\",\"matched_rule\":\"user:web\","
+        "\"cache_hit\":true},"
+        "{\"timestamp\":\"2026-11-29T10:00:00Z\",\"layer\":\"exec\",\"command\":\"curl x\","
+        "\"exit_code\":7,\"duration_ms\":40}],\"total\":4,\"has_more\":false}";
+    char *s = render_str(cli_render_history, rows);
+    is_str(s,
+           "TIME                  EXIT     DURATION  COMMAND\n"
+           "2026-11-29T10:00:00Z  7        40ms      curl x\n"
+           "2026-11-29T10:00:01Z  NOERROR  -         dns: A example.com\n"
+           "2026-11-29T10:00:02Z  403      12ms      net: GET https://example.com:443/a [denied "
+           "default:default-deny]\n"
+           "2026-11-29T10:00:03Z  -        -         net: https 1.2.3.4:443 [error -]\n",
+           "history of every layer: result, duration, tagged summary");
+    free(s);
+
+    const char *net = "{\"commands\":[{\"timestamp\":\"2026-11-29T10:00:03Z\",\"conn_type\":"
+                      "\"https\",\"dst_ip\":\"1.2.3.4\",\"port\":443,\"decision\":\"error\","
+                      "\"reason\":\"tls_handshake_failed\",\"bytes_sent\":517},"
+                      "{\"timestamp\":\"2026-11-29T10:00:02Z\",\"process_name\":\"curl\","
+                      "\"method\":\"GET\",\"domain\":\"example.com\",\"port\":443,\"path\":"
+                      "\"/a\\nb\",\"status_code\":403,\"decision\":\"denied\",\"matched_rule\":"
+                      "\"default:default-deny\",\"reason\":\"default_deny\",\"bytes_sent\":0,"
+                      "\"bytes_received\":2048,\"duration_ms\":12}]}";
+    s = render_str(cli_render_net_log, net);
+    is_str(s,
+           "TIME                  PROCESS  METHOD  HOST:PORT        PATH  STATUS  DECISION  "
+           "RULE                  REASON                BYTES    MS\n"
+           "2026-11-29T10:00:02Z  curl     GET     example.com:443  /a b  403     denied    "
+           "default:default-deny  default_deny          0B/2.0K  12\n"
+           "2026-11-29T10:00:03Z  -        -       1.2.3.4:443      -     -       error     "
+           "-                     tls_handshake_failed  517B/0B  -\n",
+           "net log table, oldest first, control chars flattened");
+    free(s);
+    s = render_str(cli_render_net_log, "{\"commands\":[]}");
+    is_str(s, "No network requests.\n", "empty net log");
+    free(s);
+
+    const char *dns = "{\"commands\":[{\"timestamp\":\"2026-11-29T10:00:05Z\",\"qtype\":\"TXT\","
+                      "\"qname\":\"x.evil.example\",\"rcode\":\"NXDOMAIN\",\"decision\":\"denied\","
+                      "\"matched_rule\":\"user:no-odd-names\",\"reason\":\"policy_block\"},"
+                      "{\"timestamp\":\"2026-11-29T10:00:01Z\",\"process_name\":\"curl\","
+                      "\"qtype\":\"A\",\"qname\":\"example.com\",\"rcode\":\"NOERROR\","
+                      "\"answer_ip\":\"93.184.216.34\",\"decision\":\"allowed\","
+                      "\"matched_rule\":\"user:web\",\"upstream_resolver_ms\":23}]}";
+    s = render_str(cli_render_dns_log, dns);
+    is_str(s,
+           "TIME                  PROCESS  TYPE  NAME            RCODE     ANSWER         "
+           "DECISION  RULE               REASON        MS\n"
+           "2026-11-29T10:00:01Z  curl     A     example.com     NOERROR   93.184.216.34  "
+           "allowed   user:web           -             23\n"
+           "2026-11-29T10:00:05Z  -        TXT   x.evil.example  NXDOMAIN  -              "
+           "denied    user:no-odd-names  policy_block  -\n",
+           "dns log table");
+    free(s);
+    s = render_str(cli_render_dns_log, "{\"commands\":[]}");
+    is_str(s, "No DNS queries.\n", "empty dns log");
+    free(s);
+    ok(render_str(cli_render_net_log, "{}") == NULL, "missing rows list is an error");
+}
+
+static void test_since(void)
+{
+    char v[64];
+    const int64_t now = 1795946400000;
+    ok(cli_since_value("10m", now, v, sizeof(v), NULL) == 0 && strcmp(v, "1795945800000") == 0,
+       "10m ago in Unix ms: %s", v);
+    ok(cli_since_value("2d", now, v, sizeof(v), NULL) == 0 && strcmp(v, "1795773600000") == 0,
+       "2d ago: %s", v);
+    ok(cli_since_value("2026-11-29T10:00:00Z", now, v, sizeof(v), NULL) == 0 &&
+           strcmp(v, "2026-11-29T10:00:00Z") == 0,
+       "a time passes through");
+    struct err *e = NULL;
+    is_int(cli_since_value("0m", now, v, sizeof(v), &e), -1, "zero age refused");
+    ok(e && strstr(err_msg(e), "'0m'"), "message names it: %s", err_msg(e));
+    err_free(e);
+    ok(cli_since_value("", now, v, sizeof(v), NULL) == -1, "empty refused");
+    ok(cli_since_value("99999999999d", now, v, sizeof(v), NULL) == -1, "huge age refused");
+    ok(cli_since_value("-5m", now, v, sizeof(v), NULL) == -1, "negative age refused");
+}
+
 int main(void)
 {
     test_images();
     test_history();
+    test_layer_tables();
+    test_since();
     test_cp_args();
     test_follow();
     test_routes();

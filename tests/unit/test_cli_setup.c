@@ -1,6 +1,7 @@
 /* Unit tests for installing assets (vm/assets_install), the setup steps
- * (cli/setup), service control helpers (cli/svcctl) and the host-side
- * doctor checks (cli/doctor), all in a scratch directory. */
+ * (cli/setup, API keys and the MITM CA included), service control helpers
+ * (cli/svcctl) and the host-side doctor checks (cli/doctor), all in a
+ * scratch directory. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -12,14 +13,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/x509.h>
+
 #include "base/paths.h"
 #include "base/util.h"
+#include "base/uuid.h"
 #include "cli/doctor.h"
 #include "cli/setup.h"
 #include "cli/svcctl.h"
+#include "creds/creds.h"
 #include "tap.h"
+#include "tls/ca.h"
 #include "vm/assets.h"
 #include "vm/assets_install.h"
+#include "vm/vmconfig.h"
 
 static char root[256];
 
@@ -251,7 +258,7 @@ static void test_in_use(void)
 }
 
 struct lines {
-    char text[4096];
+    char text[8192];
     size_t len;
 };
 
@@ -271,10 +278,23 @@ static void test_setup_run(void)
     setenv("CAPSEM_HOME", home, 1);
     make_source(src, "3.0", "c"); /* test_install left it tampered */
     struct lines l = {.len = 0};
-    struct cli_setup s = {
-        .home = home, .run_dir = run, .assets_from = src, .step = on_step, .step_arg = &l};
+    char *const no_env[] = {NULL};
+    struct cli_setup s = {.home = home,
+                          .run_dir = run,
+                          .assets_from = src,
+                          .env = no_env,
+                          .step = on_step,
+                          .step_arg = &l};
     struct err *e = NULL;
     is_int(cli_setup_run(&s, &e), 0, "setup runs: %s", e ? err_msg(e) : "");
+    ok(strstr(l.text, "[skip] credentials: no API keys in the environment") &&
+           strstr(l.text, "[ok] ca: created "),
+       "credentials and ca steps reported");
+    ok(strstr(l.text, "[ok] ca: created ") <
+               strstr(l.text,
+                      "[skip] npm: npm not found on PATH; the @npm host list stays empty\n") &&
+           strstr(l.text, "[skip] npm: ") < strstr(l.text, "[skip] dashboard: "),
+       "no PATH in the environment: npm step skipped, between ca and dashboard");
     is_str(s.assets_version, "3.0", "assets version is the source's current");
     ok(strstr(l.text, "[ok] layout: ") && strstr(l.text, "[ok] assets: installed v3.0 from ") &&
            strstr(l.text, "[ok] config: wrote ") && strstr(l.text, "[skip] dashboard: ") &&
@@ -294,6 +314,7 @@ static void test_setup_run(void)
            strcmp(json_string_value(json_object_get(j, "version")), CAPSEM_VERSION) == 0 &&
            json_is_string(json_object_get(j, "completed_at")),
        "setup.json {version, completed_at, assets_version}");
+    ok(j && !json_object_get(j, "npm_registry_host"), "no npm: setup.json has no npm host");
     json_decref(j);
     ok(stat(home, &st) == 0 && (st.st_mode & 0777) == 0700 && stat(run, &st) == 0 &&
            (st.st_mode & 0777) == 0700,
@@ -325,6 +346,171 @@ static void test_setup_run(void)
     free(none);
     free(toml);
     free(sj);
+    free(home);
+    free(run);
+    free(src);
+}
+
+/* ---------- API keys and the MITM CA ---------- */
+
+#define KEY_ANT "sk-ant-setup-0123456789abcdef"
+#define KEY_GOO "AIzaSetupGoogle0123456"
+#define KEY_GEM "AIzaSetupGemini0123456"
+#define KEY_GH  "ghp_setupGithub0123456789"
+
+/* The "SHA-256 XX:..." fingerprint in the ca line, or "". */
+static void ca_fp(const char *text, char out[96])
+{
+    const char *line = strstr(text, "] ca: ");
+    const char *p = line ? strstr(line, "SHA-256 ") : NULL;
+    snprintf(out, 96, "%.95s", p ? p + 8 : "");
+}
+
+static int setup_with(const char *home, const char *run, const char *src, char *const *env,
+                      bool rotate, struct lines *l, struct err **errp)
+{
+    l->len = 0;
+    l->text[0] = '\0';
+    struct cli_setup s = {.home = home,
+                          .run_dir = run,
+                          .assets_from = src,
+                          .env = env,
+                          .rotate_ca = rotate,
+                          .step = on_step,
+                          .step_arg = l};
+    int rc = cli_setup_run(&s, errp);
+    cli_setup_free(&s);
+    return rc;
+}
+
+static bool cn_has_uuid(const char *dir)
+{
+    struct ca *ca = ca_load(dir, NULL);
+    char cn[128] = "";
+    if (ca)
+        X509_NAME_get_text_by_NID(X509_get_subject_name(ca_cert(ca)), NID_commonName, cn,
+                                  sizeof(cn));
+    ca_free(ca);
+    return strncmp(cn, "capsem MITM CA ", 15) == 0 && uuid_shaped(cn + 15);
+}
+
+static mode_t mode_of(const char *dir, const char *name)
+{
+    char *p = path2(dir, name);
+    struct stat st;
+    mode_t m = stat(p, &st) == 0 ? (st.st_mode & 07777) : (mode_t)-1;
+    free(p);
+    return m;
+}
+
+static void test_setup_keys_ca(void)
+{
+    char *home = path2(root, "keys"), *run = path2(root, "keys/run"), *src = path2(root, "src");
+    char *cadir = path2(home, "ca"), *file = path2(home, CREDS_FILE);
+    make_source(src, "3.0", "c");
+    static struct lines l;
+    struct err *e = NULL;
+    char *const env1[] = {"ANTHROPIC_API_KEY=" KEY_ANT,
+                          "GEMINI_API_KEY=",
+                          "GOOGLE_API_KEY=" KEY_GOO,
+                          "GITHUB_TOKEN=" KEY_GH,
+                          "OPENAI_API_KEY=bad key value",
+                          "PATH=/usr/bin",
+                          NULL};
+    is_int(setup_with(home, run, src, env1, false, &l, &e), 0, "setup with keys: %s",
+           e ? err_msg(e) : "");
+    char want[512];
+    snprintf(want, sizeof(want),
+             "[ok] credentials: stored anthropic, google, github in %s (0600)\n", file);
+    ok(strstr(l.text, want) != NULL, "stored providers listed");
+    ok(strstr(l.text, "[warn] credentials: OPENAI_API_KEY ignored: the openai secret may only") !=
+           NULL,
+       "a bad value is reported by variable name");
+    ok(!strstr(l.text, KEY_ANT) && !strstr(l.text, KEY_GOO) && !strstr(l.text, KEY_GH) &&
+           !strstr(l.text, "bad key"),
+       "no key value is printed");
+    is_int(mode_of(home, CREDS_FILE), 0600, "credentials.toml 0600");
+    struct creds *c = creds_load(home, NULL);
+    ok(c && strcmp(creds_secret(c, CREDS_ANTHROPIC), KEY_ANT) == 0 &&
+           strcmp(creds_secret(c, CREDS_GOOGLE), KEY_GOO) == 0 &&
+           strcmp(creds_secret(c, CREDS_GITHUB), KEY_GH) == 0 &&
+           creds_secret(c, CREDS_OPENAI) == NULL,
+       "stored values; GITHUB_TOKEN and GOOGLE_API_KEY as fallbacks");
+    creds_free(c);
+
+    snprintf(want, sizeof(want), "[ok] ca: created %s/ca.crt (install id ", cadir);
+    ok(strstr(l.text, want) && strstr(l.text, "; telemetry key created\n"), "ca created");
+    is_int(mode_of(cadir, ""), 0700, "ca dir 0700");
+    is_int(mode_of(cadir, CA_KEY_FILE), 0600, "ca.key 0600");
+    is_int(mode_of(cadir, CA_CERT_FILE), 0644, "ca.crt 0644");
+    is_int(mode_of(cadir, CREDS_HMAC_KEY_FILE), 0600, "telemetry.key 0600");
+    ok(cn_has_uuid(cadir), "CN is 'capsem MITM CA <random id>'");
+    char fp1[96], fp2[96];
+    ca_fp(l.text, fp1);
+    ok(strlen(fp1) == 95, "fingerprint shown: %s", fp1);
+    uint8_t key1[32], key2[32];
+    creds_hmac_key(home, key1, NULL);
+
+    is_int(setup_with(home, run, src, env1, false, &l, NULL), 0, "second run");
+    snprintf(want, sizeof(want), "[ok] credentials: anthropic, google, github unchanged in %s\n",
+             file);
+    ok(strstr(l.text, want) != NULL, "unchanged keys");
+    ca_fp(l.text, fp2);
+    snprintf(want, sizeof(want), "[ok] ca: %s/ca.crt kept (SHA-256 ", cadir);
+    ok(strstr(l.text, want) && strcmp(fp1, fp2) == 0 && !strstr(l.text, "telemetry key created"),
+       "CA kept, same fingerprint");
+
+    char *const env2[] = {"GEMINI_API_KEY=" KEY_GEM, "GOOGLE_API_KEY=" KEY_GOO,
+                          "ANTHROPIC_API_KEY=" KEY_ANT, NULL};
+    is_int(setup_with(home, run, src, env2, false, &l, NULL), 0, "third run, new google key");
+    snprintf(want, sizeof(want),
+             "[ok] credentials: stored google in %s (0600); anthropic unchanged\n", file);
+    ok(strstr(l.text, want) != NULL, "stored one, one unchanged");
+    c = creds_load(home, NULL);
+    ok(c && strcmp(creds_secret(c, CREDS_GOOGLE), KEY_GEM) == 0 &&
+           strcmp(creds_secret(c, CREDS_GITHUB), KEY_GH) == 0,
+       "GEMINI_API_KEY wins over GOOGLE_API_KEY; github kept");
+    creds_free(c);
+
+    char *const none[] = {"HOME=/root", NULL};
+    is_int(setup_with(home, run, src, none, true, &l, &e), 0, "rotate: %s", e ? err_msg(e) : "");
+    snprintf(want, sizeof(want),
+             "[ok] credentials: no API keys in the environment; %s holds "
+             "anthropic, google, github\n",
+             file);
+    ok(strstr(l.text, want) != NULL, "no keys in env: stored ones listed");
+    ca_fp(l.text, fp2);
+    snprintf(want, sizeof(want), "[ok] ca: replaced %s/ca.crt (install id ", cadir);
+    ok(strstr(l.text, want) && strlen(fp2) == 95 && strcmp(fp1, fp2) != 0 &&
+           strstr(l.text, "running VMs keep theirs until restarted"),
+       "--rotate-ca: a new CA");
+    is_int(mode_of(cadir, "ca.key.old"), 0600, "previous key kept as ca.key.old");
+    creds_hmac_key(home, key2, NULL);
+    ok(memcmp(key1, key2, 32) == 0, "the telemetry key survives a CA rotation");
+
+    /* A group-readable credentials.toml: refused when keys are to be
+     * stored, a warning otherwise. */
+    chmod(file, 0644);
+    ok(setup_with(home, run, src, env1, false, &l, &e) < 0 && e &&
+           strstr(err_msg(e), "credentials: ") && strstr(err_msg(e), "chmod 600"),
+       "storing into a group-readable file fails: %s", e ? err_msg(e) : "");
+    err_free(e), e = NULL;
+    is_int(setup_with(home, run, src, none, false, &l, NULL), 0, "no keys: setup goes on");
+    ok(strstr(l.text, "[warn] credentials: ") && strstr(l.text, "chmod 600"),
+       "and warns about the mode");
+    chmod(file, 0600);
+
+    /* A CA key with group/other bits: setup stops at the ca step. */
+    char *cakey = path2(cadir, CA_KEY_FILE);
+    chmod(cakey, 0640);
+    ok(setup_with(home, run, src, none, false, &l, &e) < 0 && e && strstr(err_msg(e), "ca: ") &&
+           strstr(err_msg(e), "chmod 600"),
+       "a readable CA key stops setup: %s", e ? err_msg(e) : "");
+    err_free(e);
+    chmod(cakey, 0600);
+    free(cakey);
+    free(cadir);
+    free(file);
     free(home);
     free(run);
     free(src);
@@ -505,6 +691,302 @@ static void test_doctor(void)
     free(q);
 }
 
+/* ---------- host lists: apt_hosts, the npm registry host, vm.json ---------- */
+
+#define FAKE_SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* A manifest (files not needed to load it) whose code rootfs has apt_hosts. */
+static int load_with_apt_hosts(const char *dir, json_t *hosts, struct assets *a, struct err **e)
+{
+    mkdir_p(dir, 0700, NULL);
+    json_t *f = json_pack("{s:s, s:s, s:i}", "file", "x", "sha256", FAKE_SHA, "size", 1);
+    json_t *code = json_deep_copy(f);
+    if (hosts)
+        json_object_set_new(code, "apt_hosts", hosts);
+    json_t *m = json_pack("{s:i, s:s, s:{s:{s:O, s:O, s:{s:o, s:O}}}}", "format", 1, "current",
+                          "9.0", "versions", "9.0", "kernel", f, "initrd", f, "rootfs", "code",
+                          code, "minimal", f);
+    char *p = path2(dir, "manifest.json");
+    json_dump_file(m, p, 0);
+    json_decref(m);
+    json_decref(f);
+    free(p);
+    return assets_load(dir, a, e);
+}
+
+static void test_assets_apt_hosts(void)
+{
+    char *dir = path2(root, "apt");
+    struct assets a;
+    struct err *e = NULL;
+    int rc = load_with_apt_hosts(dir, json_pack("[s, s]", "Deb.Debian.ORG.", "10.1.2.3"), &a, &e);
+    is_int(rc, 0, "manifest with apt_hosts loads: %s", e ? err_msg(e) : "");
+    const struct asset_version *v = assets_find(&a, "9.0");
+    const struct asset_rootfs *code = v ? assets_rootfs_entry(v, "code") : NULL;
+    const struct asset_rootfs *min = v ? assets_rootfs_entry(v, "minimal") : NULL;
+    ok(code && code->napt_hosts == 2 && strcmp(code->apt_hosts[0], "deb.debian.org") == 0 &&
+           strcmp(code->apt_hosts[1], "10.1.2.3") == 0 && !code->apt_hosts[2],
+       "apt_hosts normalised (lowercase, no trailing dot), NULL-terminated");
+    ok(min && min->napt_hosts == 0 && !min->apt_hosts, "a rootfs without apt_hosts has none");
+    ok(code && assets_rootfs(v, "code") == &code->f && !assets_rootfs_entry(v, "nope"),
+       "assets_rootfs is the entry's file; an unknown profile has no entry");
+    assets_free(&a);
+
+    json_t *many = json_array();
+    for (int i = 0; i <= ASSETS_MAX_APT_HOSTS; i++)
+        json_array_append_new(many, json_sprintf("h%d.example", i));
+    struct {
+        json_t *hosts;
+        const char *want;
+    } bad[] = {
+        {json_pack("[s]", "bad host"), "apt_hosts entry 0 is not a host name"},
+        {json_pack("[s, i]", "ok.example", 7),
+         "apt_hosts entry 1 is not a host name (not a string)"},
+        {json_pack("[s]", "*.debian.org"), "apt_hosts entry 0 is not a host name"},
+        {json_string("deb.debian.org"), "apt_hosts must be an array"},
+        {many, "at most 64 host names"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        e = NULL;
+        rc = load_with_apt_hosts(dir, bad[i].hosts, &a, &e);
+        ok(rc < 0 && e && e->status == 412 && strstr(err_msg(e), bad[i].want) &&
+               strstr(err_msg(e), "rootfs code"),
+           "bad apt_hosts refused: %s", e ? err_msg(e) : "(loaded)");
+        err_free(e);
+    }
+    free(dir);
+}
+
+static void test_npm_url(void)
+{
+    const char *good[][2] = {
+        {"https://registry.npmjs.org/\n", "registry.npmjs.org"},
+        {"  HTTPS://Npm.Corp.Example:8443/artifactory/api/npm/ \r\n", "npm.corp.example"},
+        {"http://verdaccio.local:4873", "verdaccio.local"},
+        {"https://registry.example.com.?x=1", "registry.example.com"},
+        {"https://r.example#frag", "r.example"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        char host[256] = "unset";
+        struct err *e = NULL;
+        int n = cli_npm_registry_host(good[i][0], host, &e);
+        ok(n == (int)strlen(good[i][1]) && strcmp(host, good[i][1]) == 0, "%s -> %s (%s)",
+           good[i][1], host, e ? err_msg(e) : "ok");
+        err_free(e);
+    }
+    const char *bad[][2] = {
+        {"registry.npmjs.org", "not an http(s) URL"},
+        {"ftp://registry.npmjs.org/", "not an http(s) URL"},
+        {"undefined\n", "not an http(s) URL"},
+        {"https://user:secret@registry.example/", "user information"},
+        {"https://[::1]:4873/", "IPv6"},
+        {"https://127.0.0.1:4873/", "is an IP address"},
+        {"https://registry.example:0/", "bad port"},
+        {"https://registry.example:70000/", "bad port"},
+        {"https://registry.example:+80/", "bad port"},
+        {"https://registry.example:/", "bad port"},
+        {"https:///path", "empty host name"},
+        {"https://reg istry.example/", "spaces or control"},
+        {"https://registry.example/\nhttps://other/", "spaces or control"},
+        {"https://bad_host!.example/", "letters, digits"},
+        {"https://regístry.example/", "spaces or control"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        char host[256];
+        struct err *e = NULL;
+        int n = cli_npm_registry_host(bad[i][0], host, &e);
+        ok(n < 0 && e && strstr(err_msg(e), bad[i][1]), "bad URL %zu refused: %s", i,
+           e ? err_msg(e) : "(accepted)");
+        err_free(e);
+    }
+}
+
+/* bin/npm in dir with the given shell body. */
+static char *fake_npm(const char *dir, const char *body)
+{
+    char *bin = path2(dir, "bin");
+    mkdir_p(bin, 0700, NULL);
+    char *p = path2(bin, "npm");
+    char text[1024];
+    snprintf(text, sizeof(text), "#!/bin/sh\n%s\n", body);
+    if (file_write_atomic(p, text, strlen(text), 0755, NULL) < 0)
+        abort();
+    free(p);
+    return bin;
+}
+
+/* Runs setup with PATH=bin; host = the setup.json npm host ("" if none). */
+static void setup_npm_run(const char *home, const char *bin, unsigned timeout_ms, struct lines *l,
+                          char host[256])
+{
+    char *run = path2(home, "run"), *src = path2(root, "src"), pathvar[512];
+    snprintf(pathvar, sizeof(pathvar), "PATH=%s", bin);
+    char *const env[] = {pathvar, NULL};
+    l->len = 0;
+    l->text[0] = '\0';
+    struct cli_setup s = {.home = home,
+                          .run_dir = run,
+                          .assets_from = src,
+                          .env = env,
+                          .npm_timeout_ms = timeout_ms,
+                          .step = on_step,
+                          .step_arg = l};
+    struct err *e = NULL;
+    if (cli_setup_run(&s, &e) < 0)
+        diag("setup failed: %s", err_msg(e));
+    err_free(e);
+    char *sj = path2(home, "setup.json");
+    json_t *j = json_load_file(sj, 0, NULL);
+    const char *h = json_string_value(json_object_get(j, "npm_registry_host"));
+    free(sj);
+    snprintf(host, 256, "%s", h ? h : "");
+    json_decref(j);
+    ok(strcmp(host, s.npm_host) == 0, "setup.json holds what the run found (%s)", host);
+    cli_setup_free(&s);
+    free(run);
+    free(src);
+}
+
+static bool gone_or_zombie(pid_t pid)
+{
+    char p[64];
+    _cleanup_free_ char *st = NULL;
+    snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+    if (file_read_all(p, 4096, &st, NULL, NULL) < 0)
+        return true;
+    return strrchr(st, ')') && strncmp(strrchr(st, ')'), ") Z", 3) == 0;
+}
+
+static pid_t read_pid(const char *path)
+{
+    _cleanup_free_ char *text = NULL;
+    int64_t v = 0;
+    if (file_read_all(path, 64, &text, NULL, NULL) == 0)
+        text[strcspn(text, "\n")] = '\0';
+    return text && parse_int64(text, 1, INT32_MAX, &v) == 0 ? (pid_t)v : -1;
+}
+
+static void test_setup_npm(void)
+{
+    char *home = path2(root, "npm-home"), host[256], body[512], got[256];
+    struct lines l;
+    char *bin = fake_npm(home, "[ \"$*\" = 'config get registry' ] || exit 3\n"
+                               "echo 'HTTPS://Registry.Corp.Example:8443/npm/'");
+    setup_npm_run(home, bin, 0, &l, host);
+    is_str(host, "registry.corp.example", "npm registry host recorded in setup.json");
+    ok(strstr(l.text, "[ok] npm: registry host registry.corp.example (from ") &&
+           strstr(l.text, "/bin/npm config get registry)\n"),
+       "[ok] npm line names the host and the npm run");
+    struct err *e = NULL;
+    is_int(cli_setup_npm_host(home, got, &e), 1, "setup.json read back");
+    is_str(got, "registry.corp.example", "read back host");
+
+    free(fake_npm(home, "echo 'https://me:pw@registry.example/'"));
+    setup_npm_run(home, bin, 0, &l, host);
+    ok(!*host && strstr(l.text, "[warn] npm: the registry URL carries user information; not "
+                                "recorded; the @npm host list stays empty\n"),
+       "a URL with user info is not recorded");
+    is_int(cli_setup_npm_host(home, got, NULL), 0, "nothing to read back");
+
+    free(fake_npm(home, "echo oops >&2; exit 7"));
+    setup_npm_run(home, bin, 0, &l, host);
+    ok(!*host && strstr(l.text, "[warn] npm: npm config get registry failed (exit status 7)"),
+       "npm failing is a warning");
+
+    char *pid1 = path2(home, "npm.pid"), *pid2 = path2(home, "helper.pid");
+    snprintf(body, sizeof(body), "/bin/sleep 30 & echo $! > %s\necho $$ > %s\nexec /bin/sleep 30",
+             pid2, pid1);
+    free(fake_npm(home, body));
+    uint64_t t0 = time_mono_ms();
+    setup_npm_run(home, bin, 300, &l, host);
+    uint64_t took = time_mono_ms() - t0;
+    ok(!*host && took >= 300 && took < 20000 &&
+           strstr(l.text, "[warn] npm: npm config get registry did not answer within 1 s"),
+       "npm hanging: timed out (%llu ms)", (unsigned long long)took);
+    pid_t p1 = read_pid(pid1), p2 = read_pid(pid2);
+    ok(p1 > 0 && kill(p1, 0) < 0 && errno == ESRCH, "npm killed and reaped");
+    uint64_t deadline = time_mono_ms() + 5000;
+    while (p2 > 0 && !gone_or_zombie(p2) && time_mono_ms() < deadline)
+        usleep(10000); /* the helper is init's to reap: wait for its death */
+    ok(p2 > 0 && gone_or_zombie(p2), "npm's helper in its process group killed too");
+
+    /* What the service reads: errors are reported, not guessed around. */
+    char *sj = path2(home, "setup.json");
+    const char *bad[][2] = {{"{\"npm_registry_host\": \"10.0.0.1\"}", "is an IP address"},
+                            {"{\"npm_registry_host\": 5}", "must be a string"},
+                            {"{", "setup.json:1: "}};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        write_file(sj, bad[i][0]);
+        e = NULL;
+        int rc = cli_setup_npm_host(home, got, &e);
+        ok(rc < 0 && e && strstr(err_msg(e), bad[i][1]) && !*got, "setup.json %s refused: %s",
+           bad[i][0], e ? err_msg(e) : "");
+        err_free(e);
+    }
+    unlink(sj);
+    is_int(cli_setup_npm_host(home, got, NULL), 0, "no setup.json: no host");
+    free(sj);
+    free(pid1);
+    free(pid2);
+    free(bin);
+    free(home);
+}
+
+static void test_vmconfig_hosts(void)
+{
+    char *apt[] = {"deb.debian.org", "security.debian.org"}, *npm[] = {"registry.npmjs.org"};
+    struct vm_config out,
+        in = {.accel = "tcg", .apt_hosts = apt, .napt_hosts = 2, .npm_hosts = npm, .nnpm_hosts = 1};
+    in.id = in.name = in.profile = in.kernel = in.initrd = in.rootfs = in.vm_dir = "x";
+    in.instance_sock = in.ws_sock = in.ready_path = in.template_dir = in.qemu_binary = "x";
+    json_t *j = vm_config_to_json(&in);
+    struct err *e = NULL;
+    int rc = vm_config_from_json(j, &out, &e);
+    is_int(rc, 0, "vm.json with host lists loads: %s", e ? err_msg(e) : "");
+    ok(out.napt_hosts == 2 && strcmp(out.apt_hosts[0], "deb.debian.org") == 0 &&
+           strcmp(out.apt_hosts[1], "security.debian.org") == 0 && !out.apt_hosts[2] &&
+           out.nnpm_hosts == 1 && strcmp(out.npm_hosts[0], "registry.npmjs.org") == 0,
+       "apt_hosts and npm_hosts round-trip");
+    vm_config_free(&out);
+    ok(!out.apt_hosts && !out.npm_hosts && !out.napt_hosts, "freed");
+
+    in.napt_hosts = in.nnpm_hosts = 0;
+    json_decref(j);
+    j = vm_config_to_json(&in);
+    ok(json_array_size(json_object_get(j, "apt_hosts")) == 0 &&
+           json_is_array(json_object_get(j, "npm_hosts")),
+       "empty lists written as []");
+    json_object_del(j, "apt_hosts");
+    json_object_del(j, "npm_hosts");
+    is_int(vm_config_from_json(j, &out, NULL), 0, "vm.json without host lists loads");
+    ok(out.napt_hosts == 0 && out.nnpm_hosts == 0, "absent lists are empty");
+    vm_config_free(&out);
+
+    json_t *many = json_array();
+    for (int i = 0; i <= VM_CONFIG_MAX_HOSTS; i++)
+        json_array_append_new(many, json_sprintf("h%d.example", i));
+    struct {
+        const char *key;
+        json_t *v;
+        const char *want;
+    } bad[] = {
+        {"apt_hosts", many, "apt_hosts holds 65 hosts (at most 64)"},
+        {"npm_hosts", json_pack("[i]", 3), "npm_hosts entries must be host names"},
+        {"npm_hosts", json_pack("[s]", ""), "npm_hosts entries must be host names"},
+        {"apt_hosts", json_string("deb.debian.org"), "apt_hosts must be an array"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        json_object_set_new(j, bad[i].key, bad[i].v);
+        e = NULL;
+        rc = vm_config_from_json(j, &out, &e);
+        ok(rc < 0 && e && strstr(err_msg(e), bad[i].want), "refused: %s",
+           e ? err_msg(e) : "(loaded)");
+        err_free(e);
+        json_object_del(j, bad[i].key);
+    }
+    json_decref(j);
+}
+
 int main(void)
 {
     snprintf(root, sizeof(root), "/tmp/capsem-test-setup-%d", (int)getpid());
@@ -514,6 +996,11 @@ int main(void)
     test_in_use();
     test_sources();
     test_setup_run();
+    test_setup_keys_ca();
+    test_assets_apt_hosts();
+    test_npm_url();
+    test_setup_npm();
+    test_vmconfig_hosts();
     test_svcctl();
     test_service_pid();
     test_doctor();

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "policy/expr.h"
 #include "tap.h"
@@ -140,6 +141,19 @@ static const struct vcase vcases[] = {
     {"http.path.matches(\"^/org/[a-z]+\\\\.git/\")", N, 1, 0},
     {"http.path.matches(\"receive|upload\")", N, 1, 0},
     {"http.path.matches(\"^receive\")", N, 0, 0},
+    /* the linear-time matcher: the ERE forms glibc accepts */
+    {"http.path.matches(\"/[[:lower:]]{3}/[^/]+\\\\.git/\")", N, 1, 0},
+    {"http.path.matches(\"\\\\bgit-[a-z]+-pack$\")", N, 1, 0},
+    {"http.path.matches(\"\\\\Bgit-\")", N, 0, 0},
+    {"http.path.matches(\"\\\\<repo\\\\>\\\\.\\\\w+/\")", N, 1, 0},
+    {"http.path.matches(\"(org|x)/(re){1,2}po{,3}\\\\.(git)?/\")", N, 1, 0},
+    {"http.path.matches(\"^(/[a-z.-]+){3}$\")", N, 1, 0},
+    {"http.path.matches(\"^(/[a-z.-]+){4}$\")", N, 0, 0},
+    {"http.path.matches(\"[]a]pack|[^-/a-z.]\")", N, 0, 0},
+    {"http.path.matches(\"[]a-]pack\")", N, 1, 0},
+    {"http.path.matches(\"ORG|repo\\\\)|\\\\.gi[t]/(a|)git\")", N, 1, 0},
+    {"process.exe.matches(\"^/usr/(s?bin|lib)/c[[:alpha:]]+l$\")", N, 1, 0},
+    {"process.exe.matches(\"\\\\`/usr\\\\'\")", N, 0, 0},
     {"http.query == \"a=1&b=2\"", N, 1, 0},
     {"http.query.contains(\"b=2\")", N, 1, 0},
     {"http.header[\"user-agent\"].startsWith(\"curl/\")", N, 1, 0},
@@ -330,6 +344,14 @@ static const struct ecase ecases[] = {
     {"process.name.matches(\"a(\")", N, "column 22: matches: Unmatched ( or \\("},
     {"process.name.matches(\"((a{1,100}){1,100})\")", N,
      "column 22: matches: repetition counts make the pattern too large"},
+    /* glibc reads "{,m}" as {0,m}: it counts like any bound (found by fuzz_policy_expr) */
+    {"process.name.matches(\"((a{,255}){,255}){,255}\")", N,
+     "column 22: matches: repetition counts make the pattern too large"},
+    {"process.name.matches(\"(a{,45}){,45}\")", N,
+     "column 22: matches: repetition counts make the pattern too large"},
+    /* regcomp doubles what precedes each '+' (x+ is x x*): "y++++..." ran it out of memory */
+    {"process.name.matches(\"x[a-z]{3}y++++++++++++\")", N,
+     "column 22: matches: repetition counts make the pattern too large"},
     {"in == 1", N, "column 1: unknown field 'in'"},
     {"has == 1", N, "column 1: unknown field 'has'"},
     {"http.host.matches", N, "column 1: unknown field 'http.host.matches'"},
@@ -386,6 +408,16 @@ static void test_limits(void)
           build("", "!(", "", 8, "!true))))))))"), "column 17: nested deeper than 16 levels");
     limit("list", build("process.pid in [", "1", ",", 256, "]"),
           build("process.pid in [", "1", ",", 257, "]"), "column 529: list has more than 256 items");
+    /* regcomp is exponential in loops over empty-matching parts after ^ or \b */
+    limit("empty loops", build("process.name.matches(\"^", "(a*)*", "", 8, "\")"),
+          build("process.name.matches(\"^", "(a*)*", "", 9, "\")"),
+          "column 22: matches: more than 8 repetitions of something that can match the empty "
+          "string (like (a*)* or a**)");
+    /* ... also when bounds and '+' copy them: regcomp took minutes on "(b??){20}+" */
+    is_str(cerr("process.name.matches(\"x(b?\?){20}+\")", N),
+           "column 22: matches: more than 8 repetitions of something that can match the empty "
+           "string (like (a*)* or a**)",
+           "empty-matching repetitions copied by a bound");
     limit("regex", build("process.name.matches(\"", "a", "", 256, "\")"),
           build("process.name.matches(\"", "a", "", 257, "\")"),
           "column 22: matches: pattern is longer than 256 bytes");
@@ -428,6 +460,46 @@ static void test_limits(void)
     free(subj);
     expr_free(x);
     expr_free(g);
+}
+
+/* `matches` on a 64 KiB subject: regexec needs seconds for each of these
+ * (quadratic retries, or one DFA state per byte); the evaluator's matcher
+ * is linear. Generous CPU bound: 2 s for all of them, sanitizers included. */
+static void test_match_time(void)
+{
+    static const struct {
+        const char *pattern;
+        char fill;
+    } c[] = {
+        {"[a-z]+\\\\.corp\\\\.example", 'a'},
+        {"[a-z0-9._%+-]+@[a-z0-9.-]+\\\\.[a-z]{2,}", 'a'},
+        {"[A-Za-z0-9+/]{40,}={0,2}x", 'a'},
+        {"a+x", 'a'},
+        {"(a|aa)*x", 'a'},
+        {"x[a-z]{20}y", 'x'},
+        {"sk-ant-[A-Za-z0-9_-]{80,}!", 's'},
+    };
+    char *subj = malloc(EXPR_MAX_SUBJECT + 1);
+    struct policy_request r = {0};
+    r.mcp.args = subj;
+    clock_t start = clock();
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        /* "x" / "sk-ant-" interleaved with letters keeps many threads alive */
+        for (size_t k = 0; k < EXPR_MAX_SUBJECT; k++)
+            subj[k] = c[i].fill == 's' ? "sk-ant-a"[k % 8] : (k % 3 == 0 ? c[i].fill : 'a');
+        subj[EXPR_MAX_SUBJECT] = '\0';
+        char src[200];
+        snprintf(src, sizeof(src), "mcp.args.matches(\"%s\")", c[i].pattern);
+        is_int(run(src, C, &r), 0, "64 KiB subject, no match: %s", c[i].pattern);
+    }
+    double secs = (double)(clock() - start) / CLOCKS_PER_SEC;
+    ok(secs < 2.0, "matching 64 KiB subjects is linear (%.3f s of CPU)", secs);
+    /* and a match at the very end is still found */
+    memset(subj, 'a', EXPR_MAX_SUBJECT);
+    memcpy(subj + EXPR_MAX_SUBJECT - 16, ".corp.example", 13);
+    is_int(run("mcp.args.matches(\"[a-z]+\\\\.corp\\\\.example\")", C, &r), 1,
+           "match at the end of 64 KiB");
+    free(subj);
 }
 
 static void test_classes(void)
@@ -517,6 +589,7 @@ int main(void)
     test_values();
     test_errors();
     test_limits();
+    test_match_time();
     test_classes();
     test_glob();
     return done_testing();

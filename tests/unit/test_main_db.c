@@ -170,6 +170,35 @@ static void test_status_errors(struct main_db *db)
            "refresh of an unknown VM");
     ok(e && e->status == 404, "status 404 there too: %s", err_msg(e));
     err_free(e);
+    struct session_db_counters c = {.net_requests = 9,
+                                    .net_allowed = 5,
+                                    .net_denied = 4,
+                                    .dns_queries = 8,
+                                    .dns_denied = 2,
+                                    .model_calls = 3,
+                                    .input_tokens = 1000,
+                                    .output_tokens = 300,
+                                    .cache_read_tokens = 70,
+                                    .thinking_tokens = 40,
+                                    .estimated_cost_usd = 1.5,
+                                    .tool_calls = 6,
+                                    .asks = 2};
+    ok(main_db_set_totals(db, "vm-b", &c, NULL) == 0, "set totals read elsewhere");
+    ok(main_db_get_session(db, "vm-b", &r, NULL) == 0 && r, "get vm-b");
+    const char *keys[] = {"net_requests",      "net_allowed",     "net_denied",   "dns_queries",
+                          "dns_denied",        "model_calls",     "input_tokens", "output_tokens",
+                          "cache_read_tokens", "thinking_tokens", "tool_calls",   "asks"};
+    const int64_t want[] = {9, 5, 4, 8, 2, 3, 1000, 300, 70, 40, 6, 2};
+    int same = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+        same += jint(r, keys[i]) == want[i];
+    is_int(same, (int)ARRAY_SIZE(keys), "every total column as given");
+    ok(json_real_value(json_object_get(r, "estimated_cost_usd")) == 1.5, "cost 1.5");
+    json_decref(r);
+    e = NULL;
+    is_int(main_db_set_totals(db, "nope", &c, &e), -1, "totals of an unknown VM");
+    ok(e && e->status == 404, "status 404: %s", err_msg(e));
+    err_free(e);
     ok(main_db_delete_session(db, "vm-a", NULL) == 0, "delete");
     ok(main_db_get_session(db, "vm-a", &r, NULL) == 0 && r == NULL, "deleted row is gone");
 }

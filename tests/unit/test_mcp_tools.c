@@ -12,7 +12,8 @@ static const char *const all_tools[] = {
     "capsem_stop",         "capsem_delete",     "capsem_suspend",    "capsem_resume",
     "capsem_persist",      "capsem_fork",       "capsem_purge",      "capsem_vm_logs",
     "capsem_service_logs", "capsem_image_list", "capsem_image_info", "capsem_image_delete",
-    "capsem_mcp_servers",  "capsem_mcp_tools",  "capsem_mcp_call",
+    "capsem_mcp_servers",  "capsem_mcp_tools",  "capsem_mcp_call",   "capsem_ask_list",
+    "capsem_ask_resolve",
 };
 
 static json_t *find_tool(json_t *list, const char *name)
@@ -186,6 +187,11 @@ static void test_mapping(void)
     expect_request(&m, "capsem_delete", "{\"id\":\"v\"}", "DELETE", "/vms/v/delete", NULL, 120);
     expect_request(&m, "capsem_suspend", "{\"id\":\"v\"}", "POST", "/vms/v/pause", NULL, 120);
     expect_request(&m, "capsem_resume", "{\"name\":\"dev\"}", "POST", "/vms/dev/resume", NULL, 120);
+    expect_request(&m, "capsem_ask_list", "{\"id\":\"dev\"}", "GET", "/vms/dev/asks", NULL, 120);
+    expect_request(&m, "capsem_ask_resolve",
+                   "{\"id\":\"dev\",\"ask_id\":\"0a1b2c3d4e5f\",\"decision\":\"approve\"}",
+                   "POST", "/vms/dev/asks/0a1b2c3d4e5f",
+                   "{\"decision\":\"approve\",\"remember\":\"once\",\"resolver\":\"mcp\"}", 120);
     expect_request(&m, "capsem_persist", "{\"id\":\"v\",\"name\":\"keep\"}", "POST", "/vms/v/save",
                    "{\"name\":\"keep\"}", 120);
     expect_request(&m, "capsem_fork", "{\"id\":\"v\",\"name\":\"img\",\"description\":\"d\"}",

@@ -282,9 +282,9 @@ static void check_first_row(json_t *h)
     json_t *r = json_array_get(json_object_get(h, "commands"), 0);
     char *s = json_dumps(r, JSON_SORT_KEYS | JSON_COMPACT);
     is_str(s,
-           "{\"command\":\"cmd 1999\",\"duration_ms\":7,\"exit_code\":1999,\"layer\":\"exec\","
-           "\"stderr_preview\":\"\",\"stdout_preview\":\"out\","
-           "\"timestamp\":\"2026-11-29T10:33:19Z\"}",
+           "{\"command\":\"cmd 1999\",\"duration_ms\":7,\"exit_code\":1999,\"id\":2000,"
+           "\"layer\":\"exec\",\"stderr_preview\":\"\",\"stdout_preview\":\"out\","
+           "\"timestamp\":\"2026-11-29T10:33:19Z\",\"timestamp_ms\":1795948399000}",
            "newest row, exactly");
     free(s);
 }
@@ -704,6 +704,248 @@ static void test_counters(void)
     remove_db(path);
 }
 
+/* ---------- every layer: history, stats ---------- */
+
+#define T0 1795946400000 /* 2026-11-29T10:00:00Z */
+
+static void fill_layers(struct session_db *db)
+{
+    add_exec(db, T0 + 1000, "curl -s https://example.com", 0);
+    struct sdb_val net[] = {SDB_TEXT_V("process_name", "curl"),
+                            SDB_INT_V("pid", 42),
+                            SDB_TEXT_V("conn_type", "https"),
+                            SDB_TEXT_V("method", "GET"),
+                            SDB_TEXT_V("scheme", "https"),
+                            SDB_TEXT_V("domain", "example.com"),
+                            SDB_INT_V("port", 443),
+                            SDB_TEXT_V("path", "/a/b"),
+                            SDB_INT_V("status_code", 403),
+                            SDB_TEXT_V("decision", "denied"),
+                            SDB_TEXT_V("matched_rule", "default:default-deny"),
+                            SDB_TEXT_V("reason", "default_deny"),
+                            SDB_INT_V("bytes_sent", 10),
+                            SDB_INT_V("bytes_received", 200),
+                            SDB_INT_V("duration_ms", 12)};
+    session_db_insert(db, SDB_NET_EVENTS, T0 + 2000, net, ARRAY_SIZE(net), NULL);
+    struct sdb_val fail[] = {SDB_TEXT_V("conn_type", "connection"),
+                             SDB_TEXT_V("dst_ip", "1.2.3.4"),
+                             SDB_INT_V("port", 443),
+                             SDB_TEXT_V("decision", "error"),
+                             SDB_TEXT_V("reason", "unknown_protocol"),
+                             SDB_INT_V("bytes_sent", 5)};
+    session_db_insert(db, SDB_NET_EVENTS, T0 + 3000, fail, ARRAY_SIZE(fail), NULL);
+    struct sdb_val dns[] = {SDB_TEXT_V("qname", "example.com"), SDB_TEXT_V("qtype", "A"),
+                            SDB_TEXT_V("rcode", "NOERROR"),     SDB_TEXT_V("decision", "allowed"),
+                            SDB_INT_V("cache_hit", 1),          SDB_INT_V("suspicious", 0)};
+    session_db_insert(db, SDB_DNS_EVENTS, T0 + 1500, dns, ARRAY_SIZE(dns), NULL);
+    struct sdb_val mc[] = {SDB_TEXT_V("provider", "anthropic"),
+                           SDB_TEXT_V("model", "claude-x"),
+                           SDB_INT_V("stream", 1),
+                           SDB_INT_V("input_tokens", 100),
+                           SDB_INT_V("output_tokens", 20),
+                           SDB_INT_V("cache_write_tokens", 7),
+                           SDB_REAL_V("estimated_cost_usd", 0.125)};
+    session_db_insert(db, SDB_MODEL_CALLS, T0 + 2000, mc, ARRAY_SIZE(mc), NULL);
+    struct sdb_val tc[] = {SDB_TEXT_V("tool_name", "local__fetch_http"),
+                           SDB_TEXT_V("status", "requested")};
+    session_db_insert(db, SDB_TOOL_CALLS, T0 + 2500, tc, ARRAY_SIZE(tc), NULL);
+    add_policy(db, T0 + 2600, "pending");
+}
+
+static json_t *hq(const char *path, unsigned layers, int64_t since, const char *search,
+                  int64_t limit, int64_t offset)
+{
+    struct sdb_history_query q = {
+        .limit = limit, .offset = offset, .search = search, .layers = layers, .since_ms = since};
+    json_t *out = NULL;
+    struct err *e = NULL;
+    if (session_db_history_query(path, &q, &out, &e) < 0)
+        diag("history: %s", err_msg(e));
+    err_free(e);
+    return out;
+}
+
+/* "layer:command" of every row, joined by " | ". */
+static char *layer_cmds(json_t *h)
+{
+    static char out[1024];
+    out[0] = 0;
+    json_t *cmds = json_object_get(h, "commands");
+    for (size_t i = 0; i < json_array_size(cmds); i++) {
+        json_t *r = json_array_get(cmds, i);
+        size_t n = strlen(out);
+        snprintf(out + n, sizeof(out) - n, "%s%s:%s", i ? " | " : "",
+                 json_string_value(json_object_get(r, "layer")),
+                 json_string_value(json_object_get(r, "command")));
+    }
+    return out;
+}
+
+static void check_layer_rows(const char *path)
+{
+    json_t *h = hq(path, 0, 0, NULL, 100, 0);
+    is_str(layer_cmds(h),
+           "net:connection 1.2.3.4:443 | tool:local__fetch_http | model:anthropic claude-x | "
+           "net:GET https://example.com:443/a/b | dns:A example.com | "
+           "exec:curl -s https://example.com",
+           "all layers, newest first; same ms: model before net");
+    is_int(total_of(h), 6, "total over every layer (policy rows are not history)");
+    json_t *net = json_array_get(json_object_get(h, "commands"), 3);
+    json_t *want = json_loads(
+        "{\"timestamp\":\"2026-11-29T10:00:02Z\",\"timestamp_ms\":1795946402000,\"layer\":\"net\","
+        "\"id\":1,\"command\":\"GET https://example.com:443/a/b\",\"process_name\":\"curl\","
+        "\"pid\":42,\"conn_type\":\"https\",\"method\":\"GET\",\"scheme\":\"https\","
+        "\"domain\":\"example.com\",\"port\":443,\"dst_ip\":null,\"path\":\"/a/b\","
+        "\"query\":null,\"status_code\":403,\"decision\":\"denied\","
+        "\"matched_rule\":\"default:default-deny\",\"reason\":\"default_deny\","
+        "\"error_detail\":null,\"bytes_sent\":10,\"bytes_received\":200,\"duration_ms\":12,"
+        "\"ttfb_ms\":null,\"conn_id\":null,\"request_seq\":null,\"upstream_http_version\":null,"
+        "\"ask_id\":null,\"credential_provider\":null}",
+        0, NULL);
+    ok(json_equal(net, want), "net row, field by field");
+    json_decref(want);
+    json_t *dns = json_array_get(json_object_get(h, "commands"), 4);
+    ok(json_is_true(json_object_get(dns, "cache_hit")) &&
+           json_is_false(json_object_get(dns, "suspicious")),
+       "dns flags are booleans");
+    json_t *mc = json_array_get(json_object_get(h, "commands"), 2);
+    ok(json_is_true(json_object_get(mc, "stream")) &&
+           json_real_value(json_object_get(mc, "estimated_cost_usd")) == 0.125 &&
+           json_integer_value(json_object_get(mc, "cache_write_tokens")) == 7,
+       "model row: stream, cost, tokens");
+    json_decref(h);
+}
+
+static void check_layer_filters(const char *path)
+{
+    json_t *h = hq(path, SDB_LAYER_NET, 0, NULL, 100, 0);
+    is_str(layer_cmds(h), "net:connection 1.2.3.4:443 | net:GET https://example.com:443/a/b",
+           "layer net");
+    json_decref(h);
+    unsigned bits = 0;
+    ok(session_db_parse_layers("dns,exec", &bits, NULL) == 0 &&
+           bits == (SDB_LAYER_DNS | SDB_LAYER_EXEC),
+       "parse dns,exec");
+    h = hq(path, bits, 0, NULL, 100, 0);
+    is_str(layer_cmds(h), "dns:A example.com | exec:curl -s https://example.com", "dns,exec");
+    json_decref(h);
+    h = hq(path, 0, T0 + 2000, NULL, 100, 0);
+    is_int(total_of(h), 4, "since T0+2s keeps the 4 rows at or after it");
+    json_decref(h);
+    h = hq(path, 0, 0, "EXAMPLE.com", 100, 0);
+    is_str(layer_cmds(h),
+           "net:GET https://example.com:443/a/b | dns:A example.com | "
+           "exec:curl -s https://example.com",
+           "search matches domain, qname and command, case-insensitively");
+    json_decref(h);
+    h = hq(path, 0, 0, "default_deny", 100, 0);
+    is_int(total_of(h), 1, "search matches the net reason");
+    json_decref(h);
+    h = hq(path, 0, 0, NULL, 2, 2);
+    is_str(layer_cmds(h), "model:anthropic claude-x | net:GET https://example.com:443/a/b",
+           "limit and offset across layers");
+    ok(json_is_true(json_object_get(h, "has_more")), "has_more across layers");
+    json_decref(h);
+    h = hq(path, SDB_LAYER_AUDIT, 0, NULL, 100, 0);
+    ok(total_of(h) == 0 && count_of(h) == 0, "audit alone: no rows");
+    json_decref(h);
+}
+
+static void check_parsers(void)
+{
+    unsigned bits = 0;
+    struct err *e = NULL;
+    ok(session_db_parse_layers(NULL, &bits, NULL) == 0 && bits == SDB_LAYER_ALL, "NULL is all");
+    ok(session_db_parse_layers("all", &bits, NULL) == 0 && bits == SDB_LAYER_ALL, "all");
+    is_int(session_db_parse_layers("net,bogus", &bits, &e), -1, "unknown layer in a list");
+    ok(e && e->status == 400 && strstr(err_msg(e), "'bogus'"), "400 naming it: %s", err_msg(e));
+    err_free(e);
+    e = NULL;
+    is_int(session_db_parse_layers("net,", &bits, NULL), -1, "empty word refused");
+    int64_t ms = 0;
+    ok(session_db_parse_time("2026-11-29T10:00:00Z", &ms, NULL) == 0 && ms == T0, "RFC 3339");
+    ok(session_db_parse_time("2026-11-29T10:00:00.25+00:00", &ms, NULL) == 0 && ms == T0 + 250,
+       "fraction and +00:00");
+    ok(session_db_parse_time("1795946400123", &ms, NULL) == 0 && ms == T0 + 123, "Unix ms");
+    const char *bad[] = {"2026-02-30T10:00:00Z",
+                         "2026-11-29T10:00:00",
+                         "2026-11-29",
+                         "2026-11-29T25:00:00Z",
+                         "-5",
+                         "",
+                         "2026-11-29T10:00:00+01:00"};
+    int refused = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        e = NULL;
+        refused += session_db_parse_time(bad[i], &ms, &e) == -1 && e && e->status == 400;
+        err_free(e);
+    }
+    is_int(refused, (int)ARRAY_SIZE(bad), "bad times refused with 400");
+}
+
+static void check_stats(const char *path)
+{
+    struct session_db_stats s;
+    ok(session_db_read_stats(path, &s, NULL) == 0, "read stats");
+    json_t *j = session_db_stats_json(&s);
+    json_t *want = json_loads(
+        "{\"net_requests\":2,\"net_allowed\":0,\"net_denied\":1,\"net_error\":1,"
+        "\"net_bytes_sent\":15,\"net_bytes_received\":200,\"dns_queries\":1,\"dns_allowed\":1,"
+        "\"dns_denied\":0,\"dns_error\":0,\"dns_cache_hits\":1,\"model_calls\":1,"
+        "\"input_tokens\":100,\"output_tokens\":20,\"cache_read_tokens\":0,"
+        "\"cache_write_tokens\":7,\"thinking_tokens\":0,\"estimated_cost_usd\":0.125,"
+        "\"tool_calls\":1,\"asks\":1,\"asks_pending\":1,\"exec_count\":1,\"telemetry_gaps\":0,"
+        "\"telemetry_dropped\":0}",
+        0, NULL);
+    ok(json_equal(j, want), "stats JSON, field by field");
+    if (!json_equal(j, want)) {
+        char *d = json_dumps(j, JSON_COMPACT);
+        diag("got %s", d);
+        free(d);
+    }
+    json_decref(want);
+    json_decref(j);
+    struct session_db_counters c;
+    ok(session_db_read_counters(path, &c, NULL) == 0 && c.net_requests == 2 && c.net_denied == 1 &&
+           c.model_calls == 1 && c.asks == 1,
+       "counters are the stats' subset");
+}
+
+static void check_metrics_json(struct session_db *db)
+{
+    struct session_db_metrics m;
+    session_db_get_metrics(db, &m);
+    json_t *j = session_db_metrics_json(&m);
+    json_t *enq = json_object_get(j, "enqueued");
+    ok(json_integer_value(json_object_get(enq, "net_events")) == 2 &&
+           json_integer_value(json_object_get(enq, "exec_events")) == 1 &&
+           json_integer_value(json_object_get(enq, "policy_decisions")) == 1 &&
+           json_object_size(enq) == SDB_TABLE_COUNT - 1 && !json_object_get(enq, "telemetry_gaps"),
+       "metrics: enqueued per producer table");
+    ok(json_integer_value(json_object_get(j, "written")) == 7 &&
+           json_integer_value(json_object_get(j, "depth")) == 0 &&
+           json_is_object(json_object_get(j, "dropped")) &&
+           json_is_integer(json_object_get(j, "txn_p99_us")),
+       "metrics: written, depth, dropped, latency");
+    json_decref(j);
+}
+
+static void test_layers(void)
+{
+    char path[256];
+    new_path(path, sizeof(path));
+    check_parsers();
+    struct session_db *db = open_db(path, NULL);
+    fill_layers(db);
+    ok(flush_ok(db), "flush rows of every layer");
+    check_metrics_json(db);
+    check_layer_rows(path);
+    check_layer_filters(path);
+    check_stats(path);
+    ok(close_ok(db), "close");
+    remove_db(path);
+}
+
 /* ---------- stress ---------- */
 
 #define PRODUCERS    4
@@ -812,6 +1054,7 @@ int main(void)
     test_bad_input();
     test_close_checkpoint();
     test_counters();
+    test_layers();
     test_stress();
     rmdir(dir);
     return done_testing();

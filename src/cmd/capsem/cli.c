@@ -22,6 +22,7 @@ static const struct cli_command *const commands[] = {
     &cmd_resume, &cmd_suspend, &cmd_stop,    &cmd_restart, &cmd_delete,  &cmd_persist,
     &cmd_fork,   &cmd_image,   &cmd_cp,      &cmd_logs,    &cmd_history, &cmd_purge,
     &cmd_doctor, &cmd_setup,   &cmd_service, &cmd_version,
+    &cmd_asks,   &cmd_approve, &cmd_deny,
 };
 
 static const struct cli_opt global_opts[] = {OPT_ROW_UDS};
@@ -163,6 +164,9 @@ static int on_flag(struct cmd_opts *o, int id, struct err **errp)
         [OPT_NON_INTERACTIVE] = &o->non_interactive,
         [OPT_NO_SERVICE] = &o->no_service,
         [OPT_VMS] = &o->vms,
+        [OPT_ROTATE_CA] = &o->rotate_ca,
+        [OPT_NET] = &o->net,
+        [OPT_DNS] = &o->dns,
     };
     if (id < 0 || (size_t)id >= ARRAY_SIZE(flags) || !flags[id])
         return err_set(errp, EINVAL, "unhandled option");
@@ -211,6 +215,15 @@ static int on_opt(void *p, const struct cli_opt *opt, const char *value, struct 
         return 0;
     case OPT_ASSETS_FROM:
         o->assets_from = value;
+        return 0;
+    case OPT_REMEMBER:
+        o->remember = value;
+        return 0;
+    case OPT_LAYER:
+        o->layer = value;
+        return 0;
+    case OPT_SINCE:
+        o->since = value;
         return 0;
     default:
         return on_flag(o, opt->id, errp);

@@ -58,6 +58,12 @@ enum cli_opt_id {
     OPT_ASSETS_FROM,
     OPT_NO_SERVICE,
     OPT_VMS,
+    OPT_REMEMBER,
+    OPT_ROTATE_CA,
+    OPT_NET,
+    OPT_DNS,
+    OPT_LAYER,
+    OPT_SINCE,
 };
 
 /* Parsed flag values; 0/NULL = not given. */
@@ -80,6 +86,12 @@ struct cmd_opts {
     bool force, non_interactive, no_service;
     const char *assets_from;
     bool vms;
+    bool rotate_ca; /* setup --rotate-ca */
+    bool net;       /* logs --net */
+    bool dns;       /* logs --dns */
+    const char *layer; /* history/logs --layer */
+    const char *since; /* history/logs --since */
+    const char *remember; /* approve --remember */
 };
 
 struct cli_command {
@@ -113,6 +125,7 @@ extern const struct cli_command cmd_cp;                /* cmd_cp.c */
 extern const struct cli_command cmd_doctor;            /* cmd_doctor.c */
 extern const struct cli_command cmd_setup;             /* cmd_setup.c */
 extern const struct cli_command cmd_service;           /* cmd_service.c */
+extern const struct cli_command cmd_asks, cmd_approve, cmd_deny; /* cmd_ask.c */
 
 /* Common option rows, for the commands' tables. */
 #define OPT_ROW_UDS                                                                                \

@@ -16,6 +16,49 @@
 #define FOLLOW_POLL_MS  1000
 #define HISTORY_DEFAULT 50
 #define HISTORY_PAGE    500
+#define NET_LOG_DEFAULT 500
+
+static bool opt_net(const struct cmd_opts *o)
+{
+    return o->net;
+}
+
+static bool opt_dns(const struct cmd_opts *o)
+{
+    return o->dns;
+}
+
+static const char *opt_layer(const struct cmd_opts *o)
+{
+    return o->layer;
+}
+
+static const char *opt_since(const struct cmd_opts *o)
+{
+    return o->since;
+}
+
+/* What to ask GET /vms/{id}/history for. */
+struct history_filter {
+    const char *search; /* NULL: none */
+    const char *layer;  /* NULL: all */
+    char since[64];     /* "" : none */
+};
+
+static int history_filter_init(const struct cmd_opts *o, const char *layer,
+                               struct history_filter *f, struct err **errp)
+{
+    f->search = o->search;
+    f->layer = layer;
+    f->since[0] = '\0';
+    if (opt_since(o) && cli_since_value(opt_since(o), (int64_t)time_real_ms(), f->since,
+                                        sizeof(f->since), errp) < 0)
+        return -1;
+    return 0;
+}
+
+static int fetch_history(struct cli_ctx *ctx, const char *ref, int64_t want,
+                         const struct history_filter *f, json_t **out, struct err **errp);
 
 /* ---------- logs ---------- */
 
@@ -146,8 +189,41 @@ static int follow(struct cli_ctx *ctx, struct logs_view *v, struct err **errp)
     return rc;
 }
 
+/* logs --net / --dns: the VM's net_events or dns_events rows as a table. */
+static int run_table_log(struct cli_ctx *ctx, struct cmd_opts *o, const char *ref)
+{
+    _cleanup_err_ struct err *e = NULL;
+    struct history_filter f;
+    if (history_filter_init(o, opt_dns(o) ? "dns" : "net", &f, &e) < 0)
+        return cli_usage(&cmd_logs, err_msg(e));
+    json_auto_t *resp = NULL;
+    if (fetch_history(ctx, ref, o->tail ? o->tail : NET_LOG_DEFAULT, &f, &resp, &e) < 0)
+        return cli_fail(e);
+    struct buf b;
+    buf_init(&b, CLI_MAX_RESPONSE);
+    int rc = o->json      ? cli_render_json(resp, &b, &e)
+             : opt_dns(o) ? cli_render_dns_log(resp, &b, &e)
+                          : cli_render_net_log(resp, &b, &e);
+    if (rc < 0) {
+        buf_free(&b);
+        return cli_fail(e);
+    }
+    return cli_print_buf(&b);
+}
+
 static int run_logs(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_args *a)
 {
+    bool table = opt_net(o) || opt_dns(o);
+    if (opt_net(o) && opt_dns(o))
+        return cli_usage(&cmd_logs, "give --net or --dns, not both");
+    if ((o->serial || o->process) && table)
+        return cli_usage(&cmd_logs, "--serial and --process cannot go with --net or --dns");
+    if (table && o->follow)
+        return cli_usage(&cmd_logs, "--follow works with process.log and serial.log only");
+    if (!table && (o->search || opt_since(o) || o->json))
+        return cli_usage(&cmd_logs, "--search, --since and --json go with --net or --dns");
+    if (table)
+        return run_table_log(ctx, o, a->pos[0]);
     if (o->serial && o->process)
         return cli_usage(&cmd_logs, "give --serial or --process, not both");
     _cleanup_err_ struct err *e = NULL;
@@ -172,16 +248,26 @@ static int run_logs(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_ar
 }
 
 static const struct cli_opt logs_opts[] = {
-    {OPT_TAIL, "tail", 0, "N", "last N lines of each log (default: 500, at most 10000)"},
+    {OPT_TAIL, "tail", 0, "N", "last N lines of each log, or N rows (default: 500)"},
     {OPT_SERIAL, "serial", 0, NULL, "only the guest console (serial.log), without header"},
     {OPT_PROCESS, "process", 0, NULL, "only capsem-process's log (process.log), without header"},
+    {OPT_NET, "net", 0, NULL, "the network requests (net_events) as a table"},
+    {OPT_DNS, "dns", 0, NULL, "the DNS queries (dns_events) as a table"},
+    {OPT_SEARCH, "search", 0, "TEXT",
+     "with --net/--dns: rows whose host, path, name, process,"
+     " rule or reason contains TEXT"},
+    {OPT_SINCE, "since", 0, "WHEN",
+     "with --net/--dns: rows from WHEN on (10m, 2h, 3d, or"
+     " 2026-11-29T10:00:00Z)"},
+    {OPT_JSON, "json", 0, NULL, "with --net/--dns: print the service's JSON (newest first)"},
     {OPT_FOLLOW, "follow", 'f', NULL, "keep printing new lines until interrupted (Ctrl-C)"},
     OPT_ROW_UDS,
 };
 
 const struct cli_command cmd_logs = {
     .name = "logs",
-    .usage = "logs VM [--tail N] [--serial|--process] [--follow]",
+    .usage = "logs VM [--tail N] [--serial|--process|--net|--dns] [--follow] [--search TEXT]\n"
+             "       [--since WHEN] [--json]",
     .summary = "Show a VM's logs",
     .description =
         "Prints the end of the VM's process.log (capsem-process: QEMU, boot, exec jobs)\n"
@@ -189,10 +275,19 @@ const struct cli_command cmd_logs = {
         "header. --serial or --process prints just that log, without the header.\n"
         "--follow then polls every second and prints lines as they are added (a line\n"
         "is shown once it is complete; with both logs, a header marks each switch),\n"
-        "until Ctrl-C or until the VM is deleted.",
+        "until Ctrl-C or until the VM is deleted.\n"
+        "\n"
+        "--net prints the VM's network requests from its session.db instead, oldest\n"
+        "first: TIME PROCESS METHOD HOST:PORT PATH STATUS DECISION RULE REASON BYTES\n"
+        "(sent/received) MS. A failed connection has no method, path or status.\n"
+        "--dns prints its DNS queries: TIME PROCESS TYPE NAME RCODE ANSWER DECISION\n"
+        "RULE REASON MS (`cache` when answered from the cache). Both work on stopped\n"
+        "VMs too.",
     .examples = "  capsem logs dev\n"
                 "  capsem logs dev --serial --tail 50\n"
-                "  capsem logs dev --process --follow\n",
+                "  capsem logs dev --process --follow\n"
+                "  capsem logs dev --net --tail 20\n"
+                "  capsem logs dev --dns --since 10m --search github\n",
     .opts = logs_opts,
     .nopts = ARRAY_SIZE(logs_opts),
     .stop_after = -1,
@@ -205,14 +300,15 @@ const struct cli_command cmd_logs = {
 /* ---------- history ---------- */
 
 static int fetch_page(struct cli_ctx *ctx, const char *ref, int64_t limit, int64_t offset,
-                      const char *search, json_t **out, struct err **errp)
+                      const struct history_filter *f, json_t **out, struct err **errp)
 {
     char l[24], off[24];
     snprintf(l, sizeof(l), "%" PRId64, limit);
     snprintf(off, sizeof(off), "%" PRId64, offset);
-    const char *q[] = {"limit", l, "offset", off, "search", search};
+    const char *q[] = {"limit",   l,       "offset", off,     "search",
+                       f->search, "layer", f->layer, "since", f->since[0] ? f->since : NULL};
     _cleanup_free_ char *base = cli_vm_path(ref, "/history", errp);
-    _cleanup_free_ char *path = base ? cli_path_query(base, q, 3) : NULL;
+    _cleanup_free_ char *path = base ? cli_path_query(base, q, 5) : NULL;
     if (!path)
         return base ? err_set(errp, ENOMEM, "out of memory") : -1;
     struct cli_client *c = cli_connect(ctx, errp);
@@ -220,15 +316,15 @@ static int fetch_page(struct cli_ctx *ctx, const char *ref, int64_t limit, int64
 }
 
 /* Up to want entries (all when want < 0), newest first, in one answer-shaped object. */
-static int fetch_history(struct cli_ctx *ctx, const char *ref, int64_t want, const char *search,
-                         json_t **out, struct err **errp)
+static int fetch_history(struct cli_ctx *ctx, const char *ref, int64_t want,
+                         const struct history_filter *f, json_t **out, struct err **errp)
 {
     json_t *all = NULL;
     int64_t got = 0;
     for (;;) {
         int64_t limit = want < 0 ? HISTORY_PAGE : MIN(HISTORY_PAGE, want - got);
         json_t *page = NULL;
-        if (fetch_page(ctx, ref, limit, got, search, &page, errp) < 0) {
+        if (fetch_page(ctx, ref, limit, got, f, &page, errp) < 0) {
             json_decref(all);
             return -1;
         }
@@ -260,7 +356,10 @@ static int run_history(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli
     _cleanup_err_ struct err *e = NULL;
     json_auto_t *resp = NULL;
     int64_t want = o->all ? -1 : o->tail ? o->tail : HISTORY_DEFAULT;
-    if (fetch_history(ctx, a->pos[0], want, o->search, &resp, &e) < 0)
+    struct history_filter f;
+    if (history_filter_init(o, opt_layer(o), &f, &e) < 0)
+        return cli_usage(&cmd_history, err_msg(e));
+    if (fetch_history(ctx, a->pos[0], want, &f, &resp, &e) < 0)
         return cli_fail(e);
     struct buf b;
     buf_init(&b, CLI_MAX_RESPONSE);
@@ -275,21 +374,34 @@ static int run_history(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli
 static const struct cli_opt history_opts[] = {
     {OPT_TAIL, "tail", 0, "N", "the last N commands (default: 50)"},
     {OPT_ALL, "all", 0, NULL, "every command"},
-    {OPT_SEARCH, "search", 0, "TEXT", "only commands containing TEXT"},
+    {OPT_SEARCH, "search", 0, "TEXT", "only entries containing TEXT"},
+    {OPT_LAYER, "layer", 0, "KIND",
+     "only these kinds, comma-separated: exec, net, dns, model,"
+     " tool (default: all)"},
+    {OPT_SINCE, "since", 0, "WHEN",
+     "only entries from WHEN on: an age (10m, 2h, 3d) or a time"
+     " (2026-11-29T10:00:00Z)"},
     {OPT_JSON, "json", 0, NULL, "print the service's JSON (newest first)"},
     OPT_ROW_UDS,
 };
 
 const struct cli_command cmd_history = {
     .name = "history",
-    .usage = "history VM [--tail N] [--all] [--search TEXT] [--json]",
-    .summary = "Show the commands run in a VM",
-    .description = "Lists the commands run in the VM by exec and run, oldest first: start\n"
-                   "time, exit code, duration and the command (cut at 80 characters). --json\n"
-                   "prints the service's answer instead (newest first).",
+    .usage = "history VM [--tail N] [--all] [--search TEXT] [--layer KIND] [--since WHEN]\n"
+             "       [--json]",
+    .summary = "Show what ran in a VM and what it reached",
+    .description =
+        "Lists what happened in the VM, oldest first: the commands run by exec and run,\n"
+        "and the network requests, DNS queries, model calls and tool calls recorded in\n"
+        "its session.db. Columns: start time, result (exit code; HTTP status, DNS rcode\n"
+        "or tool call status), duration, and the command, or for the other kinds\n"
+        "`<kind>: <summary>` with `[<decision> <rule>]` when it was not allowed (cut at\n"
+        "80 characters). --layer exec shows the commands only. --json prints the\n"
+        "service's answer instead (newest first).",
     .examples = "  capsem history dev\n"
                 "  capsem history dev --search pytest --tail 10\n"
-                "  capsem history dev --all --json\n",
+                "  capsem history dev --all --json\n"
+                "  capsem history dev --layer net,dns --since 1h\n",
     .opts = history_opts,
     .nopts = ARRAY_SIZE(history_opts),
     .stop_after = -1,

@@ -84,6 +84,7 @@ static int run_setup(struct cli_ctx *ctx, struct cmd_opts *o, const struct cli_a
                           .assets_from = o->assets_from,
                           .force = o->force,
                           .no_service = o->no_service,
+                          .rotate_ca = o->rotate_ca,
                           .keep = keep,
                           .nkeep = nkeep,
                           .step = on_step,
@@ -125,18 +126,25 @@ static const struct cli_opt setup_opts[] = {
     {OPT_ASSETS_FROM, "assets-from", 0, "DIR",
      "install assets from DIR (default: $CAPSEM_ASSETS_SOURCE, else <prefix>/share/capsem/assets)"},
     {OPT_NO_SERVICE, "no-service", 0, NULL, "do not install the systemd user service"},
+    {OPT_ROTATE_CA, "rotate-ca", 0, NULL,
+     "replace the MITM CA (running VMs keep theirs until restarted)"},
     OPT_ROW_UDS,
 };
 
 const struct cli_command cmd_setup = {
     .name = "setup",
-    .usage = "setup [--force] [--non-interactive] [--assets-from DIR] [--no-service]",
-    .summary = "Prepare ~/.capsem: assets, config, user service",
+    .usage = "setup [--force] [--non-interactive] [--assets-from DIR] [--no-service] [--rotate-ca]",
+    .summary = "Prepare ~/.capsem: assets, config, API keys, CA, user service",
     .description =
         "Sets up $CAPSEM_HOME, one line per step: the directory layout (0700); the guest\n"
         "assets, copied (hard-linked when possible) and checked against their sha256 and\n"
         "size, versions already installed skipped; user.toml with every setting commented\n"
-        "out, if absent; the systemd user service when a user systemd instance runs (asks\n"
+        "out, if absent; API keys found in ANTHROPIC_API_KEY, OPENAI_API_KEY,\n"
+        "GEMINI_API_KEY (or GOOGLE_API_KEY) and GH_TOKEN (or GITHUB_TOKEN), stored in\n"
+        "credentials.toml (0600; values never printed; guests only see placeholders);\n"
+        "the per-install MITM CA in ca/ (created once, then checked) and the telemetry\n"
+        "key beside it; the npm registry host (npm config get registry) for the code\n"
+        "policy's @npm rules; the systemd user service when a user systemd instance runs (asks\n"
         "first on a terminal); a /dev/kvm check; removal of asset versions nothing uses;\n"
         "setup.json. Running it again changes nothing that is in place. Commands that\n"
         "need the service run it by themselves (non-interactively) on first use.",

@@ -334,3 +334,37 @@ size_t cli_lines_new_start(const struct cli_lines *prev, const struct cli_lines 
     }
     return 0;
 }
+
+/* ---------- --since ---------- */
+
+int cli_since_value(const char *s, int64_t now_ms, char *out, size_t cap, struct err **errp)
+{
+    static const struct {
+        char unit;
+        int64_t ms;
+    } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    size_t len = s ? strlen(s) : 0;
+    if (len == 0)
+        return err_set(errp, EINVAL,
+                       "invalid --since value '': use an age (10m, 2h, 3d) or a "
+                       "time (2026-11-29T10:00:00Z)");
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+        if (s[len - 1] != units[i].unit || len > 20)
+            continue;
+        char num[24];
+        memcpy(num, s, len - 1);
+        num[len - 1] = '\0';
+        int64_t n;
+        if (parse_int64(num, 1, 36500LL * 86400000 / units[i].ms, &n) < 0)
+            return err_set(errp, EINVAL,
+                           "invalid --since age '%s': a whole number of s, m, h "
+                           "or d, at most 100 years",
+                           s);
+        int w = snprintf(out, cap, "%lld", (long long)(now_ms - n * units[i].ms));
+        return w < 0 || (size_t)w >= cap ? err_set(errp, EINVAL, "--since: no room") : 0;
+    }
+    if (len >= cap)
+        return err_set(errp, EINVAL, "invalid --since value '%.64s': too long", s);
+    memcpy(out, s, len + 1);
+    return 0;
+}

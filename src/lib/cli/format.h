@@ -85,4 +85,11 @@ void cli_lines_free(struct cli_lines *l);
  * prefix of cur (0 when they share nothing: everything in cur is new). */
 size_t cli_lines_new_start(const struct cli_lines *prev, const struct cli_lines *cur);
 
+/* `--since` of history and logs: a relative age ("90s", "10m", "2h", "3d")
+ * becomes now_ms minus that age, in Unix ms; anything else (RFC 3339, Unix
+ * ms) is passed through for the service to check. Writes the query value to
+ * out. -1 (EINVAL, message naming the value) when empty, when an age is 0
+ * or over 100 years, or when out is too small. */
+int cli_since_value(const char *s, int64_t now_ms, char *out, size_t cap, struct err **errp);
+
 #endif

@@ -310,18 +310,61 @@ char *cli_cut_text(const char *s, size_t max)
     return out;
 }
 
+/* A text field cut for a table cell ("-" when absent or empty); malloc'd. */
+static char *cell_text(const json_t *row, const char *key, size_t max)
+{
+    return cli_cut_text(str_field(row, key, "-"), max);
+}
+
+/* An integer field as text, "-" when absent. */
+static void cell_int(const json_t *row, const char *key, char *buf, size_t cap)
+{
+    const json_t *v = json_object_get(row, key);
+    if (json_is_integer(v))
+        snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+    else
+        snprintf(buf, cap, "-");
+}
+
+/* EXIT of a history row: what ended it, per layer. */
+static void history_result(const json_t *h, const char *layer, char *buf, size_t cap)
+{
+    if (strcmp(layer, "dns") == 0)
+        snprintf(buf, cap, "%s", str_field(h, "rcode", "-"));
+    else if (strcmp(layer, "tool") == 0)
+        snprintf(buf, cap, "%s", str_field(h, "status", "-"));
+    else
+        cell_int(h, strcmp(layer, "exec") == 0 ? "exit_code" : "status_code", buf, cap);
+}
+
+/* COMMAND of a history row: exec rows as they ran, others tagged. */
+static char *history_text(const json_t *h, const char *layer)
+{
+    const char *cmd = str_field(h, "command", "");
+    if (strcmp(layer, "exec") == 0)
+        return cli_cut_text(cmd, CLI_HISTORY_CMD_MAX);
+    const char *decision = str_field(h, "decision", NULL);
+    char *full = NULL;
+    int n = decision && strcmp(decision, "allowed") != 0
+                ? asprintf(&full, "%s: %s [%s %s]", layer, cmd, decision,
+                           str_field(h, "matched_rule", "-"))
+                : asprintf(&full, "%s: %s", layer, cmd);
+    if (n < 0)
+        return NULL;
+    char *cut = cli_cut_text(full, CLI_HISTORY_CMD_MAX);
+    free(full);
+    return cut;
+}
+
 static int history_row(struct cli_table *t, const json_t *h)
 {
     char code[24], dur[24];
-    const json_t *ec = json_object_get(h, "exit_code");
-    if (json_is_integer(ec))
-        snprintf(code, sizeof(code), "%lld", (long long)json_integer_value(ec));
-    else
-        snprintf(code, sizeof(code), "-");
-    cli_format_duration_ms(int_field(h, "duration_ms", -1), dur, sizeof(dur));
-    const json_t *cmd = json_object_get(h, "command");
-    char *cut =
-        cli_cut_text(json_is_string(cmd) ? json_string_value(cmd) : "", CLI_HISTORY_CMD_MAX);
+    const char *layer = str_field(h, "layer", "exec");
+    history_result(h, layer, code, sizeof(code));
+    cli_format_duration_ms(
+        int_field(h, strcmp(layer, "dns") == 0 ? "upstream_resolver_ms" : "duration_ms", -1), dur,
+        sizeof(dur));
+    char *cut = history_text(h, layer);
     if (!cut)
         return -1;
     const char *cells[] = {str_field(h, "timestamp", "-"), code, dur, cut};
@@ -330,22 +373,121 @@ static int history_row(struct cli_table *t, const json_t *h)
     return rc;
 }
 
-int cli_render_history(const json_t *resp, struct buf *out, struct err **errp)
+/* The rows of a history-shaped answer (newest first) as a table, oldest
+ * first, or empty_text when there are none. */
+static int render_rows(const json_t *resp, const char *const *header, size_t ncols,
+                       int (*row)(struct cli_table *t, const json_t *r), const char *empty_text,
+                       struct buf *out, struct err **errp)
 {
-    const json_t *cmds = json_object_get(resp, "commands");
-    if (!json_is_array(cmds))
+    const json_t *rows = json_object_get(resp, "commands");
+    if (!json_is_array(rows))
         return err_set(errp, EPROTO, "unexpected answer from capsem-service: no commands list");
-    size_t n = json_array_size(cmds);
+    size_t n = json_array_size(rows);
     if (n == 0)
-        return buf_append_str(out, "No commands.\n") < 0 ? err_set(errp, ENOMEM, "out of memory")
-                                                         : 0;
-    static const char *const header[] = {"TIME", "EXIT", "DURATION", "COMMAND"};
-    struct cli_table *t = cli_table_new(ARRAY_SIZE(header));
+        return buf_append_str(out, empty_text) < 0 ? err_set(errp, ENOMEM, "out of memory") : 0;
+    struct cli_table *t = cli_table_new(ncols);
     int rc = t ? cli_table_add(t, header) : -1;
     for (size_t i = n; rc == 0 && i > 0; i--) /* the service sends newest first */
-        rc = history_row(t, json_array_get(cmds, i - 1));
+        rc = row(t, json_array_get(rows, i - 1));
     if (rc == 0)
         rc = cli_table_render(t, out);
     cli_table_free(t);
     return rc < 0 ? err_set(errp, ENOMEM, "out of memory") : 0;
+}
+
+int cli_render_history(const json_t *resp, struct buf *out, struct err **errp)
+{
+    static const char *const header[] = {"TIME", "EXIT", "DURATION", "COMMAND"};
+    return render_rows(resp, header, ARRAY_SIZE(header), history_row, "No commands.\n", out, errp);
+}
+
+/* ---------- logs --net, --dns ---------- */
+
+static int add_cut_row(struct cli_table *t, const char *const *cells, char **owned, size_t nowned)
+{
+    int rc = 0;
+    for (size_t i = 0; i < nowned; i++)
+        rc |= owned[i] ? 0 : -1;
+    if (rc == 0)
+        rc = cli_table_add(t, cells);
+    for (size_t i = 0; i < nowned; i++)
+        free(owned[i]);
+    return rc;
+}
+
+static int net_row(struct cli_table *t, const json_t *r)
+{
+    char hostport[300], status[24], ms[24], sent[16], recv[16], bytes[40];
+    const json_t *port = json_object_get(r, "port");
+    const char *host = str_field(r, "domain", str_field(r, "dst_ip", "-"));
+    if (json_is_integer(port))
+        snprintf(hostport, sizeof(hostport), "%.255s:%lld", host,
+                 (long long)json_integer_value(port));
+    else
+        snprintf(hostport, sizeof(hostport), "%.255s", host);
+    cell_int(r, "status_code", status, sizeof(status));
+    cell_int(r, "duration_ms", ms, sizeof(ms));
+    cli_format_size((uint64_t)MAX(int_field(r, "bytes_sent", 0), 0), sent, sizeof(sent));
+    cli_format_size((uint64_t)MAX(int_field(r, "bytes_received", 0), 0), recv, sizeof(recv));
+    snprintf(bytes, sizeof(bytes), "%s/%s", sent, recv);
+    char *owned[] = {cell_text(r, "process_name", CLI_LOG_TEXT_MAX),
+                     cell_text(r, "method", CLI_LOG_TEXT_MAX),
+                     cli_cut_text(hostport, CLI_LOG_HOST_MAX),
+                     cell_text(r, "path", CLI_LOG_PATH_MAX),
+                     cell_text(r, "decision", CLI_LOG_TEXT_MAX),
+                     cell_text(r, "matched_rule", CLI_LOG_HOST_MAX),
+                     cell_text(r, "reason", CLI_LOG_TEXT_MAX)};
+    const char *cells[] = {str_field(r, "timestamp", "-"),
+                           owned[0],
+                           owned[1],
+                           owned[2],
+                           owned[3],
+                           status,
+                           owned[4],
+                           owned[5],
+                           owned[6],
+                           bytes,
+                           ms};
+    return add_cut_row(t, cells, owned, ARRAY_SIZE(owned));
+}
+
+int cli_render_net_log(const json_t *resp, struct buf *out, struct err **errp)
+{
+    static const char *const header[] = {"TIME",   "PROCESS", "METHOD",   "HOST:PORT",
+                                         "PATH",   "STATUS",  "DECISION", "RULE",
+                                         "REASON", "BYTES",   "MS"};
+    return render_rows(resp, header, ARRAY_SIZE(header), net_row, "No network requests.\n", out,
+                       errp);
+}
+
+static int dns_row(struct cli_table *t, const json_t *r)
+{
+    char ms[24];
+    if (json_is_true(json_object_get(r, "cache_hit")))
+        snprintf(ms, sizeof(ms), "cache");
+    else
+        cell_int(r, "upstream_resolver_ms", ms, sizeof(ms));
+    char *owned[] = {
+        cell_text(r, "process_name", CLI_LOG_TEXT_MAX), cell_text(r, "qtype", CLI_LOG_TEXT_MAX),
+        cell_text(r, "qname", CLI_LOG_PATH_MAX),        cell_text(r, "rcode", CLI_LOG_TEXT_MAX),
+        cell_text(r, "answer_ip", CLI_LOG_TEXT_MAX),    cell_text(r, "decision", CLI_LOG_TEXT_MAX),
+        cell_text(r, "matched_rule", CLI_LOG_HOST_MAX), cell_text(r, "reason", CLI_LOG_TEXT_MAX)};
+    const char *cells[] = {str_field(r, "timestamp", "-"),
+                           owned[0],
+                           owned[1],
+                           owned[2],
+                           owned[3],
+                           owned[4],
+                           owned[5],
+                           owned[6],
+                           owned[7],
+                           ms};
+    return add_cut_row(t, cells, owned, ARRAY_SIZE(owned));
+}
+
+int cli_render_dns_log(const json_t *resp, struct buf *out, struct err **errp)
+{
+    static const char *const header[] = {"TIME",   "PROCESS",  "TYPE", "NAME",   "RCODE",
+                                         "ANSWER", "DECISION", "RULE", "REASON", "MS"};
+    return render_rows(resp, header, ARRAY_SIZE(header), dns_row, "No DNS queries.\n", out, errp);
 }

@@ -55,7 +55,11 @@ int cli_render_image_info(const json_t *img, struct buf *out, struct err **errp)
 #define CLI_HISTORY_CMD_MAX 80
 
 /* GET /vms/{id}/history answer ({commands:[...]} newest first): the table
- * `TIME EXIT DURATION COMMAND`, oldest first, or `No commands.`. */
+ * `TIME EXIT DURATION COMMAND`, oldest first, or `No commands.`. Exec rows
+ * show the exit code and the command. Rows of the other layers show, under
+ * EXIT, the HTTP status (net, model), the DNS rcode (dns) or the call status
+ * (tool); under COMMAND `<layer>: <summary>` followed by
+ * ` [<decision> <rule>]` when the decision is not `allowed`. */
 int cli_render_history(const json_t *resp, struct buf *out, struct err **errp);
 
 /* `850ms`, `1.2s`, `2m03s`, `1h05m`; negative: `-`. */
@@ -64,5 +68,21 @@ void cli_format_duration_ms(int64_t ms, char *buf, size_t cap);
 /* s on one line (control characters become spaces), cut to max code points
  * with "..." as the last three when longer. malloc'd; NULL on ENOMEM. */
 char *cli_cut_text(const char *s, size_t max);
+
+/* Cells of the log tables are cut to these many code points. */
+#define CLI_LOG_PATH_MAX 60
+#define CLI_LOG_HOST_MAX 48
+#define CLI_LOG_TEXT_MAX 32
+
+/* `capsem logs --net`: GET /vms/{id}/history?layer=net answer as the table
+ * `TIME PROCESS METHOD HOST:PORT PATH STATUS DECISION RULE REASON BYTES MS`
+ * (BYTES = sent/received), oldest first, `-` for missing values, or
+ * `No network requests.`. */
+int cli_render_net_log(const json_t *resp, struct buf *out, struct err **errp);
+
+/* `capsem logs --dns`: the layer=dns answer as the table
+ * `TIME PROCESS TYPE NAME RCODE ANSWER DECISION RULE REASON MS` (MS `cache`
+ * for a cache hit), oldest first, or `No DNS queries.`. */
+int cli_render_dns_log(const json_t *resp, struct buf *out, struct err **errp);
 
 #endif

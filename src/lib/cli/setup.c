@@ -5,22 +5,33 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/buf.h"
 #include "base/paths.h"
 #include "base/util.h"
+#include "base/uuid.h"
 #include "cli/svcctl.h"
 #include "config/settings.h"
+#include "creds/creds.h"
+#include "policy/policy.h"
+#include "tls/ca.h"
 #include "vm/assets_install.h"
 
 #define SERVICE_STOP_MS 10000
 #define MAX_VERSIONS    256
+#define SETUP_JSON_MAX  (64u * 1024u)
 
 static void report(struct cli_setup *s, enum cli_step_level level, const char *step,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -200,6 +211,390 @@ static int step_config(struct cli_setup *s, struct err **errp)
     return 0;
 }
 
+/* ---------- credentials and CA (network.md sections 5 and 10) ---------- */
+
+/* Where each provider's key is read from, preferred first. */
+static const char *const key_vars[CREDS_NPROV][2] = {
+    [CREDS_ANTHROPIC] = {"ANTHROPIC_API_KEY", NULL},
+    [CREDS_OPENAI] = {"OPENAI_API_KEY", NULL},
+    [CREDS_GOOGLE] = {"GEMINI_API_KEY", "GOOGLE_API_KEY"},
+    [CREDS_GITHUB] = {"GH_TOKEN", "GITHUB_TOKEN"},
+};
+
+static const char *env_lookup(char *const *env, const char *name)
+{
+    if (!env)
+        return getenv(name);
+    size_t n = strlen(name);
+    for (; *env; env++)
+        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+            return *env + n + 1;
+    return NULL;
+}
+
+/* Appends ", name" (or "name" first) to a provider list. */
+static void list_add(char *list, size_t cap, const char *name)
+{
+    size_t n = strlen(list);
+    snprintf(list + n, cap - n, "%s%s", n ? ", " : "", name);
+}
+
+/* Keys in the environment into values[]; bad ones are reported and left
+ * out. Returns how many were taken. Values are never printed. */
+static int keys_from_env(struct cli_setup *s, const char *values[CREDS_NPROV])
+{
+    int found = 0;
+    for (int p = 0; p < CREDS_NPROV; p++) {
+        const char *var = NULL, *v = NULL;
+        for (size_t i = 0; i < 2 && key_vars[p][i] && !var; i++) {
+            v = env_lookup(s->env, key_vars[p][i]);
+            var = v && *v ? key_vars[p][i] : NULL;
+        }
+        if (!var)
+            continue;
+        _cleanup_err_ struct err *e = NULL;
+        if (creds_secret_check((enum creds_provider)p, v, &e) < 0) {
+            report(s, CLI_STEP_WARN, "credentials", "%s ignored: %s", var, err_msg(e));
+            continue;
+        }
+        values[p] = v;
+        found++;
+    }
+    return found;
+}
+
+static int report_stored_keys(struct cli_setup *s, const char *path)
+{
+    _cleanup_err_ struct err *e = NULL;
+    struct creds *c = creds_load(s->home, &e);
+    if (!c) {
+        report(s, CLI_STEP_WARN, "credentials", "%s", err_msg(e));
+        return 0;
+    }
+    char held[64] = "";
+    for (int p = 0; p < CREDS_NPROV; p++)
+        if (creds_secret(c, (enum creds_provider)p))
+            list_add(held, sizeof(held), creds_provider_name((enum creds_provider)p));
+    creds_free(c);
+    if (*held)
+        report(s, CLI_STEP_OK, "credentials", "no API keys in the environment; %s holds %s", path,
+               held);
+    else
+        report(s, CLI_STEP_SKIP, "credentials",
+               "no API keys in the environment (ANTHROPIC_API_KEY, OPENAI_API_KEY, "
+               "GEMINI_API_KEY or GOOGLE_API_KEY, GH_TOKEN or GITHUB_TOKEN)");
+    return 0;
+}
+
+static int step_credentials(struct cli_setup *s, struct err **errp)
+{
+    _cleanup_free_ char *path = paths_join(s->home, CREDS_FILE);
+    if (!path)
+        return err_set(errp, ENOMEM, "out of memory");
+    const char *values[CREDS_NPROV] = {NULL};
+    if (keys_from_env(s, values) == 0)
+        return report_stored_keys(s, path);
+    struct creds *old = creds_load(s->home, errp);
+    if (!old)
+        return -1;
+    char stored[64] = "", same[64] = "";
+    for (int p = 0; p < CREDS_NPROV; p++) {
+        const char *cur = creds_secret(old, (enum creds_provider)p);
+        const char *name = creds_provider_name((enum creds_provider)p);
+        if (!values[p])
+            continue;
+        if (cur && strcmp(cur, values[p]) == 0) {
+            values[p] = NULL; /* keep: nothing to rewrite */
+            list_add(same, sizeof(same), name);
+        } else {
+            list_add(stored, sizeof(stored), name);
+        }
+    }
+    creds_free(old);
+    if (*stored && creds_save(s->home, values, errp) < 0)
+        return -1;
+    if (*stored)
+        report(s, CLI_STEP_OK, "credentials", "stored %s in %s (0600)%s%s%s", stored, path,
+               *same ? "; " : "", same, *same ? " unchanged" : "");
+    else
+        report(s, CLI_STEP_OK, "credentials", "%s unchanged in %s", same, path);
+    return 0;
+}
+
+static bool file_present(const char *dir, const char *name)
+{
+    _cleanup_free_ char *p = paths_join(dir, name);
+    struct stat st;
+    return p && lstat(p, &st) == 0;
+}
+
+/* The per-install MITM CA: created when absent, checked when present,
+ * replaced with --rotate-ca; plus the telemetry HMAC key beside it. */
+static int step_ca(struct cli_setup *s, struct err **errp)
+{
+    _cleanup_free_ char *dir = paths_join(s->home, "ca");
+    char id[UUID_STR_LEN];
+    if (!dir)
+        return err_set(errp, ENOMEM, "out of memory");
+    if (uuid_v4(id) < 0)
+        return err_set(errp, EIO, "cannot draw a random install id");
+    bool exists = file_present(dir, CA_CERT_FILE) || file_present(dir, CA_KEY_FILE);
+    struct ca *ca = s->rotate_ca ? ca_rotate(dir, id, errp)
+                    : exists     ? ca_load(dir, errp)
+                                 : ca_create(dir, id, errp);
+    char fp[96];
+    if (!ca || ca_fingerprint_sha256(ca, fp, errp) < 0) {
+        ca_free(ca);
+        return -1;
+    }
+    ca_free(ca);
+    bool had_key = file_present(dir, CREDS_HMAC_KEY_FILE);
+    uint8_t key[32];
+    int rc = creds_hmac_key(s->home, key, errp);
+    explicit_bzero(key, sizeof(key));
+    if (rc < 0)
+        return -1;
+    const char *tk = had_key ? "" : "; telemetry key created";
+    if (s->rotate_ca && exists)
+        report(s, CLI_STEP_OK, "ca",
+               "replaced %s/%s (install id %s, SHA-256 %s); the previous pair is kept as "
+               "%s.old and %s.old; running VMs keep theirs until restarted%s",
+               dir, CA_CERT_FILE, id, fp, CA_CERT_FILE, CA_KEY_FILE, tk);
+    else if (exists)
+        report(s, CLI_STEP_OK, "ca", "%s/%s kept (SHA-256 %s)%s", dir, CA_CERT_FILE, fp, tk);
+    else
+        report(s, CLI_STEP_OK, "ca", "created %s/%s (install id %s, SHA-256 %s)%s", dir,
+               CA_CERT_FILE, id, fp, tk);
+    return 0;
+}
+
+/* ---------- npm registry host (network.md 8.6, docs/policy.md "Host lists") ---------- */
+
+#define NPM_TIMEOUT_MS 10000
+#define NPM_OUTPUT_MAX 4096
+
+/* A lowercase host name the policy accepts, and not an IP literal. */
+static int plain_host(const char *in, size_t len, char out[256], struct err **errp)
+{
+    uint32_t ip;
+    int n = policy_host_normalize(in, len, out, 256, errp);
+    if (n < 0)
+        return -1;
+    if (policy_ipv4_parse(out, (size_t)n, &ip) == 0)
+        return err_status(errp, 400, "%s is an IP address, not a host name", out);
+    return n;
+}
+
+int cli_npm_registry_host(const char *url, char out[256], struct err **errp)
+{
+    while (*url == ' ' || *url == '\t' || *url == '\r' || *url == '\n')
+        url++;
+    size_t len = strlen(url);
+    while (len > 0 && (url[len - 1] == ' ' || url[len - 1] == '\t' || url[len - 1] == '\r' ||
+                       url[len - 1] == '\n'))
+        len--;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)url[i] <= ' ' || (unsigned char)url[i] >= 0x7f)
+            return err_status(errp, 400, "the registry URL holds spaces or control characters");
+    size_t skip = strncasecmp(url, "https://", 8) == 0  ? 8
+                  : strncasecmp(url, "http://", 7) == 0 ? 7
+                                                        : 0;
+    if (!skip)
+        return err_status(errp, 400, "'%.*s' is not an http(s) URL", (int)MIN(len, 200u), url);
+    const char *host = url + skip;
+    size_t hlen = strcspn(host, "/?#");
+    hlen = MIN(hlen, len - skip);
+    if (memchr(host, '@', hlen))
+        return err_status(errp, 400, "the registry URL carries user information; not recorded");
+    if (memchr(host, '[', hlen))
+        return err_status(errp, 400, "the registry URL names an IPv6 address, not a host name");
+    const char *colon = memchr(host, ':', hlen);
+    if (colon) {
+        char port[8];
+        int64_t v;
+        size_t plen = hlen - (size_t)(colon + 1 - host);
+        if (plen == 0 || plen >= sizeof(port))
+            return err_status(errp, 400, "the registry URL has a bad port");
+        memcpy(port, colon + 1, plen);
+        port[plen] = '\0';
+        if (port[0] < '0' || port[0] > '9' || parse_int64(port, 1, 65535, &v) < 0)
+            return err_status(errp, 400, "the registry URL has a bad port");
+        hlen = (size_t)(colon - host);
+    }
+    return plain_host(host, hlen, out, errp);
+}
+
+/* Executable `name` in a PATH list (empty entries are skipped, not ".").
+ * malloc'd, NULL when absent. */
+static char *find_on_path(const char *path, const char *name)
+{
+    while (path && *path) {
+        size_t n = strcspn(path, ":");
+        if (n > 0 && n < 4000) {
+            char dir[4096];
+            memcpy(dir, path, n);
+            dir[n] = '\0';
+            char *p = paths_join(dir, name);
+            struct stat st;
+            if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0)
+                return p;
+            free(p);
+        }
+        path += n + (path[n] == ':');
+    }
+    return NULL;
+}
+
+/* Reads the child's stdout until EOF and exit, or the deadline. Returns 0
+ * with *status set, or -1 (timed out, output over the cap, poll failure):
+ * the caller then kills the process group. */
+static int npm_collect(int out_fd, int pid_fd, unsigned timeout_ms, char *buf, size_t cap,
+                       size_t *len, int *status, pid_t pid, struct err **errp)
+{
+    uint64_t deadline = time_mono_ms() + timeout_ms;
+    bool eof = false, exited = false;
+    *len = 0;
+    while (!eof || !exited) {
+        uint64_t now = time_mono_ms();
+        if (now >= deadline)
+            return err_set(errp, ETIMEDOUT, "npm config get registry did not answer within %u s",
+                           (timeout_ms + 999) / 1000);
+        struct pollfd fds[2] = {{.fd = eof ? -1 : out_fd, .events = POLLIN},
+                                {.fd = exited ? -1 : pid_fd, .events = POLLIN}};
+        int r = poll(fds, 2, (int)(deadline - now));
+        if (r < 0 && errno != EINTR)
+            return err_sys(errp, "poll");
+        if (r <= 0)
+            continue;
+        if (fds[0].revents) {
+            ssize_t n = fd_read_retry(out_fd, buf + *len, cap - 1 - *len);
+            if (n < 0)
+                return err_sys(errp, "read the output of npm");
+            eof = n == 0;
+            *len += (size_t)n;
+            if (*len >= cap - 1)
+                return err_set(errp, EMSGSIZE, "npm config get registry printed over %zu bytes",
+                               cap - 1);
+        }
+        if (fds[1].revents)
+            exited = true;
+    }
+    buf[*len] = '\0';
+    if (waitpid(pid, status, 0) < 0)
+        return err_sys(errp, "wait for npm");
+    return 0;
+}
+
+/* `npm config get registry` with an argv array, stdin and stderr on
+ * /dev/null, in its own process group (killed whole on timeout). */
+static int npm_registry_url(struct cli_setup *s, const char *npm, char *buf, size_t cap,
+                            struct err **errp)
+{
+    char *const argv[] = {"npm", "config", "get", "registry", NULL};
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return err_sys(errp, "pipe");
+    _cleanup_close_ int rd = pipefd[0];
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawnattr_init(&at);
+    sigset_t none, dflt;
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGPIPE);
+    sigaddset(&dflt, SIGINT);
+    sigaddset(&dflt, SIGTERM);
+    sigaddset(&dflt, SIGHUP);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dflt);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawn(&pid, npm, &fa, &at, argv, s->env ? s->env : environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(pipefd[1]);
+    if (rc != 0) {
+        errno = rc;
+        return err_sys(errp, "run %s", npm);
+    }
+    _cleanup_close_ int pid_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    size_t len;
+    int status = 0;
+    unsigned timeout = s->npm_timeout_ms ? s->npm_timeout_ms : NPM_TIMEOUT_MS;
+    if (pid_fd < 0)
+        rc = err_sys(errp, "pidfd_open");
+    else
+        rc = npm_collect(rd, pid_fd, timeout, buf, cap, &len, &status, pid, errp);
+    if (rc < 0) {
+        kill(-pid, SIGKILL); /* its group: npm may have started helpers */
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return err_set(errp, EIO, "npm config get registry failed (%s %d)",
+                       WIFEXITED(status) ? "exit status" : "signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    return 0;
+}
+
+static void step_npm(struct cli_setup *s)
+{
+    s->npm_host[0] = '\0';
+    _cleanup_free_ char *npm = find_on_path(env_lookup(s->env, "PATH"), "npm");
+    if (!npm) {
+        report(s, CLI_STEP_SKIP, "npm", "npm not found on PATH; the @npm host list stays empty");
+        return;
+    }
+    char out[NPM_OUTPUT_MAX];
+    _cleanup_err_ struct err *e = NULL;
+    if (npm_registry_url(s, npm, out, sizeof(out), &e) < 0 ||
+        cli_npm_registry_host(out, s->npm_host, &e) < 0) {
+        s->npm_host[0] = '\0';
+        report(s, CLI_STEP_WARN, "npm", "%s; the @npm host list stays empty", err_msg(e));
+        return;
+    }
+    report(s, CLI_STEP_OK, "npm", "registry host %s (from %s config get registry)", s->npm_host,
+           npm);
+}
+
+int cli_setup_npm_host(const char *home, char out[256], struct err **errp)
+{
+    out[0] = '\0';
+    _cleanup_free_ char *path = paths_join(home, "setup.json");
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    if (!path)
+        return err_set(errp, ENOMEM, "out of memory");
+    struct stat st;
+    if (stat(path, &st) < 0 && errno == ENOENT)
+        return 0;
+    if (file_read_all(path, SETUP_JSON_MAX, &text, &len, errp) < 0)
+        return -1;
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, 0, &jerr);
+    if (!j)
+        return err_status(errp, 400, "%s:%d: %s", path, jerr.line, jerr.text);
+    json_t *v = json_object_get(j, "npm_registry_host");
+    const char *h = json_string_value(v);
+    int rc = h ? 1 : 0;
+    if (v && !h && !json_is_null(v))
+        rc = err_status(errp, 400, "npm_registry_host must be a string");
+    else if (h && plain_host(h, strlen(h), out, errp) < 0)
+        rc = -1;
+    json_decref(j);
+    if (rc < 0) {
+        out[0] = '\0';
+        err_prefix(errp, "%s", path);
+    }
+    return rc;
+}
+
 static int step_service(struct cli_setup *s, struct err **errp)
 {
     const char *var = cli_custom_home_var();
@@ -294,6 +689,8 @@ static int step_state(struct cli_setup *s, struct err **errp)
     time_format_rfc3339(time_real_ms() / 1000, now, sizeof(now));
     json_t *j = json_pack("{s:s, s:s, s:s?}", "version", CAPSEM_VERSION, "completed_at", now,
                           "assets_version", s->assets_version);
+    if (j && s->npm_host[0])
+        json_object_set_new(j, "npm_registry_host", json_string(s->npm_host));
     char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     _cleanup_free_ char *path = paths_join(s->home, "setup.json");
@@ -316,6 +713,11 @@ int cli_setup_run(struct cli_setup *s, struct err **errp)
         return fail(errp, "assets");
     if (step_config(s, errp) < 0)
         return fail(errp, "config");
+    if (step_credentials(s, errp) < 0)
+        return fail(errp, "credentials");
+    if (step_ca(s, errp) < 0)
+        return fail(errp, "ca");
+    step_npm(s); /* never fatal: a [warn] at worst */
     report(s, CLI_STEP_SKIP, "dashboard", "not part of this version");
     if (step_service(s, errp) < 0)
         return fail(errp, "service");

@@ -1,5 +1,7 @@
 /* `capsem setup` (surface.md section 4 "setup steps"): layout, assets,
- * user.toml, dashboard, systemd unit, /dev/kvm, asset cleanup, setup.json.
+ * user.toml, API keys into credentials.toml and the per-install MITM CA
+ * (network.md sections 5 and 10), dashboard, systemd unit, /dev/kvm, asset
+ * cleanup, setup.json.
  * Idempotent: every step looks at what is there first. Library code: each
  * step reports one line through a callback; questions go through another
  * (none in non-interactive mode). */
@@ -26,16 +28,25 @@ struct cli_setup {
     const char *assets_from; /* --assets-from, or NULL: cli_assets_source() rules */
     bool force;              /* re-install and re-verify assets, rewrite the unit */
     bool no_service;         /* --no-service */
+    bool rotate_ca;          /* --rotate-ca: replace the MITM CA (running VMs keep theirs) */
+    char *const *env;        /* environment the API keys are read from; NULL: environ */
     const char *const *keep; /* extra asset versions in use (from the service), may be NULL */
     size_t nkeep;
     cli_step_fn step;
     void *step_arg;
     cli_ask_fn ask; /* NULL: non-interactive (every default taken) */
     void *ask_arg;
+    unsigned npm_timeout_ms; /* `npm config get registry` deadline; 0: 10 s */
     /* out */
     char *assets_version; /* current version after the run (malloc'd) */
+    char npm_host[256];   /* the npm registry host recorded, "" for none */
     int warnings;
 };
+
+/* The `npm` step runs `npm config get registry` (npm found on the PATH of
+ * env; absent = [skip]) and records the URL's host in setup.json as
+ * "npm_registry_host": the `@npm` host list of the network policy
+ * (docs/policy.md "Host lists"). A failure there is a [warn], never fatal. */
 
 /* Runs every step in order; stops at the first failing step with errp set
  * (message prefixed with the step's name). Free with cli_setup_free(). */
@@ -61,6 +72,17 @@ char *cli_user_toml_template(void);
  * read (then nothing may be removed). */
 int cli_assets_in_use(const char *home, const char *run_dir, const char *const *installed, size_t n,
                       const char **keep, struct err **errp);
+
+/* The host of an npm registry URL as npm prints it ("https://host[:port]/
+ * path", surrounding white space ignored): http or https, no user info, a
+ * plain host name (no IP literal), lowercased into out (256 bytes). Returns
+ * its length, or -1 with errp saying what is wrong. */
+int cli_npm_registry_host(const char *url, char out[256], struct err **errp);
+
+/* The npm registry host recorded in home/setup.json: 1 and out filled, 0
+ * when there is none (no file, no key), -1 with errp when the file cannot
+ * be read or holds something that is not a plain host name. */
+int cli_setup_npm_host(const char *home, char out[256], struct err **errp);
 
 /* Installs the systemd user unit for the capsem-service found next to this
  * executable (or in $CAPSEM_HOME/bin or PATH): a service started outside

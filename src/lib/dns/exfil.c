@@ -56,7 +56,7 @@ int dns_exfil_config_set(struct dns_exfil_config *c, const char *key, double val
         if (strcmp(k->name, key) != 0)
             continue;
         if (!(value >= k->lo && value <= k->hi) || (!k->is_double && value != floor(value)))
-            return err_status(errp, 400, "dns.exfil_guard.%s must be %s between %g and %g",
+            return err_status(errp, 400, "dns.exfil_guard.%s must be %s between %.15g and %.15g",
                               key, k->is_double ? "a number" : "an integer", k->lo, k->hi);
         if (k->is_double)
             *(double *)(void *)((char *)c + k->off) = value;

@@ -196,13 +196,11 @@ static bool handle_answer(struct dns_upquery *q, const uint8_t *msg, size_t len)
         tcp_or_next(q, rcode_detail(rcode));
         return true;
     case DNS_UP_MALFORMED:
-        q->last_error = "malformed answer";
-        break;
     case DNS_UP_MISMATCH:
         break;
     }
     if (q->tcp) { /* a dedicated connection answering something else is broken */
-        tcp_or_next(q, q->last_error ? q->last_error : "mismatched answer over TCP");
+        tcp_or_next(q, st == DNS_UP_MALFORMED ? "malformed answer" : "mismatched answer over TCP");
         return true;
     }
     return false; /* UDP: spoofed or stray datagram, keep waiting */

@@ -98,6 +98,11 @@ void dns_upstream_format(const struct dns_upstream *u, char *buf, size_t cap)
     }
 }
 
+static bool same_upstream(const struct dns_upstream *a, const struct dns_upstream *b)
+{
+    return a->addr_len == b->addr_len && memcmp(&a->addr, &b->addr, a->addr_len) == 0;
+}
+
 /* One resolv.conf line: "nameserver ADDR" (scoped IPv6 addresses skipped). */
 static bool conf_line(char *line, struct dns_upstream *out)
 {
@@ -133,15 +138,16 @@ int dns_resolv_conf_read(const char *path, struct dns_upstream *out, size_t cap,
         save = nl ? nl + 1 : NULL;
         if (nl)
             *nl = '\0';
-        if (conf_line(line, &out[*n]))
+        if (!conf_line(line, &out[*n]))
+            continue;
+        /* Duplicates once, so repeated lines do not use up the cap. */
+        bool seen = false;
+        for (size_t i = 0; i < *n && !seen; i++)
+            seen = same_upstream(&out[i], &out[*n]);
+        if (!seen)
             (*n)++;
     }
     return 0;
-}
-
-static bool same_upstream(const struct dns_upstream *a, const struct dns_upstream *b)
-{
-    return a->addr_len == b->addr_len && memcmp(&a->addr, &b->addr, a->addr_len) == 0;
 }
 
 static int add_server(struct dns_resolver_config *cfg, const struct dns_upstream *u,

@@ -148,6 +148,33 @@ static const struct param mcp_call_args[] = {
     ARG_END,
 };
 
+static const struct param ask_resolve_args[] = {
+    ARG_ID,
+    {"ask_id", P_STR, true, "Id of the pending ask, from capsem_ask_list", "{\"minLength\":1}"},
+    {"decision", P_STR, true, "approve lets the held requests through; deny answers them 403",
+     "{\"enum\":[\"approve\",\"deny\"]}"},
+    {"remember", P_STR, false,
+     "once: this ask only; session: identical requests of this VM until it stops; always "
+     "(approve, net asks only): add an allow rule for the host and port to the user's "
+     "policy.toml",
+     "{\"enum\":[\"once\",\"session\",\"always\"],\"default\":\"once\"}"},
+    ARG_END,
+};
+
+/* capsem_ask_resolve: the generic POST, marked as answered through MCP. */
+static int ask_resolve_start(struct tool_run *run, struct err **errp)
+{
+    const char *ask_id = json_string_value(json_object_get(run->args, "ask_id"));
+    _cleanup_free_ char *seg = ask_id ? mcp_path_segment(ask_id) : NULL;
+    if (!seg)
+        return err_status(errp, 400, "invalid ask_id: %s", ask_id ? ask_id : "");
+    if (calls_generic_start(run, errp) < 0)
+        return -1;
+    if (json_object_set_new(run->req.body, "resolver", json_string("mcp")) < 0)
+        return err_set(errp, ENOMEM, "out of memory");
+    return 0;
+}
+
 /* ---------- the table ---------- */
 
 #define GENERIC(m, p, b) m, p, b, false, NULL, NULL
@@ -249,6 +276,16 @@ static const struct tool_def tools[] = {
      "Call a guest MCP tool (built-in local__* or <server>__<tool>) through a running VM of the "
      "profile, under its network policy. Returns the tool's MCP result.",
      HINT_NONE, mcp_call_args, NULL, NULL, NULL, false, calls_mcp_call_start, NULL},
+    {"capsem_ask_list",
+     "Requests of a VM held by a policy rule with action ask, waiting for a decision "
+     "({asks:[{ask_id, scope, host, port, method, path, tool, rule, reason, process, waiters, "
+     "created_at, deadline, expires_in_ms}]}). Unanswered asks are denied at their deadline.",
+     HINT_READ_ONLY, id_only, GENERIC("GET", "/vms/{id}/asks", NULL)},
+    {"capsem_ask_resolve",
+     "Approve or deny a pending ask of a VM (see capsem_ask_list); every request waiting on it "
+     "gets the answer. Returns {ask} (and {policy_rule} when remember is always).",
+     HINT_NONE, ask_resolve_args, "POST", "/vms/{id}/asks/{ask_id}", "decision,remember", false,
+     ask_resolve_start, NULL},
 };
 
 size_t mcp_tools_count(void)

@@ -165,8 +165,7 @@ enum policy_action policy_eval_http(const struct policy *p, const struct policy_
 static int dns_rule(const struct policy *p, const struct policy_rule *rule,
                     const struct policy_request *r, struct policy_decision *d)
 {
-    if (!rule->enabled || rule->scope != POLICY_SCOPE_NET ||
-        !rule_host_match(rule, r->dns.qname))
+    if (!rule->enabled || rule->scope != POLICY_SCOPE_NET || !rule_host_match(rule, r->dns.qname))
         return 0;
     enum policy_action a = rule->action;
     if (a == POLICY_ASK && !p->st.asks)

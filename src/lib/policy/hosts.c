@@ -14,16 +14,15 @@ struct v4range {
     uint32_t addr, mask;
 };
 
-#define V4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+#define V4(a, b, c, d)                                                                             \
+    ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 #define PFX(n) ((n) == 0 ? 0u : ~0u << (32 - (n)))
 
 static const struct v4range v4_blocked[] = {
-    {V4(0, 0, 0, 0), PFX(8)},          {V4(10, 0, 0, 0), PFX(8)},
-    {V4(100, 64, 0, 0), PFX(10)},      {V4(127, 0, 0, 0), PFX(8)},
-    {V4(169, 254, 0, 0), PFX(16)},     {V4(172, 16, 0, 0), PFX(12)},
-    {V4(192, 0, 0, 0), PFX(24)},       {V4(192, 168, 0, 0), PFX(16)},
-    {V4(198, 18, 0, 0), PFX(15)},      {V4(224, 0, 0, 0), PFX(4)},
-    {V4(240, 0, 0, 0), PFX(4)},        {V4(100, 100, 100, 200), PFX(32)},
+    {V4(0, 0, 0, 0), PFX(8)},    {V4(10, 0, 0, 0), PFX(8)},     {V4(100, 64, 0, 0), PFX(10)},
+    {V4(127, 0, 0, 0), PFX(8)},  {V4(169, 254, 0, 0), PFX(16)}, {V4(172, 16, 0, 0), PFX(12)},
+    {V4(192, 0, 0, 0), PFX(24)}, {V4(192, 168, 0, 0), PFX(16)}, {V4(198, 18, 0, 0), PFX(15)},
+    {V4(224, 0, 0, 0), PFX(4)},  {V4(240, 0, 0, 0), PFX(4)},    {V4(100, 100, 100, 200), PFX(32)},
 };
 
 bool policy_ipv4_always_blocked(uint32_t addr)
@@ -57,17 +56,32 @@ bool policy_ipv6_always_blocked(const uint8_t a[16])
     static const uint8_t nat64[12] = {0, 0x64, 0xFF, 0x9B};
     static const uint8_t nat64_local[6] = {0, 0x64, 0xFF, 0x9B, 0, 1};
     static const uint8_t fc[1] = {0xFC}, fe80[2] = {0xFE, 0x80}, ff[1] = {0xFF};
-    static const uint8_t ec2[16] = {0xFD, 0, 0x0E, 0xC2, [15] = 0x54};
+    static const uint8_t ec2[16] = {0xFD, 0, 0x0E, 0xC2, [14] = 0x02, [15] = 0x54};
     if (memcmp(a, zero, 15) == 0 && a[15] <= 1) /* ::, ::1 */
         return true;
     if (v6_prefix(a, fc, 7) || v6_prefix(a, fe80, 10) || v6_prefix(a, ff, 8) ||
         memcmp(a, ec2, 16) == 0)
         return true;
     /* IPv4 inside IPv6: mapped ::ffff:0:0/96, compatible ::/96, NAT64
-     * 64:ff9b::/96 and 64:ff9b:1::/48. */
-    if (memcmp(a, mapped, 12) == 0 || memcmp(a, zero, 12) == 0 || memcmp(a, nat64, 12) == 0 ||
-        v6_prefix(a, nat64_local, 48))
+     * 64:ff9b::/96 (RFC 6052: the last 32 bits). */
+    if (memcmp(a, mapped, 12) == 0 || memcmp(a, zero, 12) == 0 || memcmp(a, nat64, 12) == 0)
         return policy_ipv4_always_blocked(v4_tail(a));
+    /* The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215). Its usual
+     * layout is 64:ff9b:1::/96 (bytes 6-11 zero, IPv4 in the last 32 bits).
+     * Otherwise the network may have cut it at /48, /56 or /64, where RFC
+     * 6052 places the IPv4 bits elsewhere (skipping byte 8); the length is
+     * unknown here, so the address is blocked if any reading is. */
+    if (v6_prefix(a, nat64_local, 48)) {
+        static const uint8_t at[4][4] = {
+            {12, 13, 14, 15}, {6, 7, 9, 10}, {7, 9, 10, 11}, {9, 10, 11, 12}};
+        size_t readings = memcmp(a + 6, zero, 6) == 0 ? 1 : 4;
+        for (size_t i = 0; i < readings; i++) {
+            uint32_t v4 = (uint32_t)a[at[i][0]] << 24 | (uint32_t)a[at[i][1]] << 16 |
+                          (uint32_t)a[at[i][2]] << 8 | a[at[i][3]];
+            if (policy_ipv4_always_blocked(v4))
+                return true;
+        }
+    }
     return false;
 }
 
@@ -127,15 +141,18 @@ int hostpat_parse(const char *s, struct host_pat *hp, char *why, size_t cap)
     }
     const char *slash = strchr(s, '/');
     if (slash) {
-        char *end;
-        long bits = strtol(slash + 1, &end, 10);
-        if (policy_ipv4_parse(s, (size_t)(slash - s), &hp->addr) < 0 || *end ||
-            end == slash + 1 || slash[1] == '+' || slash[1] == '-' || bits < 0 || bits > 32 ||
-            (slash[1] == '0' && slash[2]))
+        /* The prefix length is one or two digits, without a leading zero. */
+        const char *b = slash + 1;
+        size_t nd = strspn(b, "0123456789");
+        unsigned bits = nd == 1   ? (unsigned)(b[0] - '0')
+                        : nd == 2 ? (unsigned)((b[0] - '0') * 10 + (b[1] - '0'))
+                                  : 99;
+        if (policy_ipv4_parse(s, (size_t)(slash - s), &hp->addr) < 0 || b[nd] != '\0' ||
+            bits > 32 || (nd == 2 && b[0] == '0'))
             return fail(why, cap, "'%s' is not an IPv4 CIDR (a.b.c.d/n)", s);
-        hp->mask = PFX((unsigned)bits);
+        hp->mask = PFX(bits);
         if (hp->addr & ~hp->mask)
-            return fail(why, cap, "'%s' has bits set past the /%ld prefix", s, bits);
+            return fail(why, cap, "'%s' has bits set past the /%u prefix", s, bits);
         hp->kind = HP_CIDR;
         return 0;
     }

@@ -239,13 +239,11 @@ static int find_corp(const struct policy_load_opts *o, struct source_file *f)
 }
 
 /* The profile: $home/profiles/<name>.toml if it exists, else bundled. */
-static int find_profile(const struct policy_load_opts *o, struct source_file *f,
-                        struct err **errp)
+static int find_profile(const struct policy_load_opts *o, struct source_file *f, struct err **errp)
 {
     const char *name = o->profile ? o->profile : "code";
     if (!profile_name_valid(name))
-        return err_status(errp, 400, "profile name '%s' is not valid ([A-Za-z0-9_-], 1-64)",
-                          name);
+        return err_status(errp, 400, "profile name '%s' is not valid ([A-Za-z0-9_-], 1-64)", name);
     f->required = true;
     if (o->home) {
         char *full = fmt_alloc("%s/profiles/%s.toml", o->home, name);
@@ -280,9 +278,8 @@ static int find_sources(const struct policy_load_opts *o, struct source_file f[3
     return find_profile(o, &f[POLICY_SRC_PROFILE], errp);
 }
 
-static int load_sources(const struct policy_load_opts *o, struct source_file f[3],
-                        struct policy *p, struct settings_layer layers[3], bool have[3],
-                        struct err **errp)
+static int load_sources(const struct policy_load_opts *o, struct source_file f[3], struct policy *p,
+                        struct settings_layer layers[3], bool have[3], struct err **errp)
 {
     for (int s = 0; s < 3; s++) {
         if (!f[s].path)
@@ -292,11 +289,14 @@ static int load_sources(const struct policy_load_opts *o, struct source_file f[3
             return -1;
         if (!root && f[s].required)
             return err_status(errp, 404, "profile not found: %s", f[s].label);
-        p->labels[s] = steal_pointer(&f[s].label);
         if (!root)
-            continue;
-        struct load_ctx c = {.label = p->labels[s], .src = (enum policy_source)s,
-                             .lists = o->hostlists, .nlists = o->nhostlists, .warn = &p->warn};
+            continue; /* an absent corp or user file: an empty layer, no label */
+        p->labels[s] = steal_pointer(&f[s].label);
+        struct load_ctx c = {.label = p->labels[s],
+                             .src = (enum policy_source)s,
+                             .lists = o->hostlists,
+                             .nlists = o->nhostlists,
+                             .warn = &p->warn};
         if (policy_parse_file(root, &c, &p->src[s], &layers[s], errp) < 0)
             return -1;
         have[s] = true;

@@ -94,9 +94,8 @@ int settings_key_index(const char *key)
 
 /* ---- reading values ---- */
 
-static int __attribute__((format(printf, 4, 5))) kfail(const struct load_ctx *c,
-                                                        const struct toml_value *v,
-                                                        struct err **errp, const char *fmt, ...)
+static int __attribute__((format(printf, 4, 5)))
+kfail(const struct load_ctx *c, const struct toml_value *v, struct err **errp, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -106,8 +105,8 @@ static int __attribute__((format(printf, 4, 5))) kfail(const struct load_ctx *c,
     return err_status(errp, 400, "%s:%d: %s", c->label, toml_line(v), msg);
 }
 
-static int read_ports(const struct load_ctx *c, const struct keydef *k,
-                      const struct toml_value *v, struct settings_layer *l, struct err **errp)
+static int read_ports(const struct load_ctx *c, const struct keydef *k, const struct toml_value *v,
+                      struct settings_layer *l, struct err **errp)
 {
     size_t n = toml_array_len(v);
     if (toml_type(v) != TOML_ARRAY)
@@ -150,13 +149,22 @@ static int read_proxy(const struct load_ctx *c, const struct keydef *k, const st
     return 0;
 }
 
+/* A decimal port: digits only (no sign, no spaces), 1-65535. */
+static int parse_port(const char *s, int64_t *out)
+{
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 5 || s[n] != '\0')
+        return -1;
+    return parse_int64(s, 1, 65535, out);
+}
+
 /* "host:port" -> normalised host (heap) and port. */
 static int split_hostport(const char *s, char **host, uint16_t *port)
 {
     const char *colon = strrchr(s, ':');
     char norm[256];
     int64_t p;
-    if (!colon || parse_int64(colon + 1, 1, 65535, &p) < 0 || colon[1] == '+')
+    if (!colon || parse_port(colon + 1, &p) < 0)
         return -1;
     if (policy_host_normalize(s, (size_t)(colon - s), norm, sizeof(norm), NULL) < 0)
         return -1;
@@ -187,7 +195,8 @@ static int read_override(const struct load_ctx *c, const struct toml_value *t,
                          key);
     }
     char *th = NULL, *dh = NULL;
-    if (!target || !toml_string(target) || split_hostport(toml_string(target), &th, &o->target_port) < 0)
+    if (!target || !toml_string(target) ||
+        split_hostport(toml_string(target), &th, &o->target_port) < 0)
         return kfail(c, target ? target : t, errp,
                      "network.upstream_override: target must be \"host:port\"");
     o->target_host = th;
@@ -214,9 +223,15 @@ static int read_overrides(const struct load_ctx *c, const struct keydef *k,
     if (n && !(l->overrides = calloc(n, sizeof(*l->overrides))))
         return err_status(errp, 0, "out of memory");
     for (size_t i = 0; i < n; i++) {
+        const struct policy_override *o = &l->overrides[i];
         l->v.n_overrides = i + 1;
         if (read_override(c, toml_array_at(v, i), &l->overrides[i], errp) < 0)
             return -1;
+        for (size_t j = 0; j < i; j++) /* one dial target per name, no silent shadowing */
+            if (l->overrides[j].target_port == o->target_port &&
+                strcmp(l->overrides[j].target_host, o->target_host) == 0)
+                return kfail(c, toml_array_at(v, i), errp, "%s: target %s:%u is listed twice",
+                             k->key, o->target_host, (unsigned)o->target_port);
     }
     l->v.overrides = l->overrides;
     l->v.n_overrides = n;
@@ -232,7 +247,7 @@ static int read_upstream(const char *s, struct policy_upstream *u)
     const char *colon = strchr(s, ':');
     size_t hl = colon ? (size_t)(colon - s) : strlen(s);
     int64_t p = 53;
-    if (colon && (parse_int64(colon + 1, 1, 65535, &p) < 0 || colon[1] == '+'))
+    if (colon && parse_port(colon + 1, &p) < 0)
         return -1;
     if (policy_ipv4_parse(s, hl, &u->ip) < 0)
         return -1;
@@ -273,8 +288,8 @@ static int read_action(const char *s, enum policy_action *a)
     return 0;
 }
 
-static int read_scalar(const struct load_ctx *c, const struct keydef *k,
-                       const struct toml_value *v, struct settings_layer *l, struct err **errp)
+static int read_scalar(const struct load_ctx *c, const struct keydef *k, const struct toml_value *v,
+                       struct settings_layer *l, struct err **errp)
 {
     char *base = (char *)&l->v + k->off;
     int64_t i;
@@ -316,18 +331,25 @@ static int read_key(const struct load_ctx *c, const char *full, const struct tom
     if (idx < 0)
         return kfail(c, v, errp, "unknown key '%s'", full);
     const struct keydef *k = &keys[idx];
-    unsigned me = c->src == POLICY_SRC_CORP ? W_CORP : c->src == POLICY_SRC_USER ? W_USER : W_PROFILE;
+    unsigned me = c->src == POLICY_SRC_CORP   ? W_CORP
+                  : c->src == POLICY_SRC_USER ? W_USER
+                                              : W_PROFILE;
     if (!(k->who & me))
         return kfail(c, v, errp, "%s can only be set in the corp%s file", full,
                      k->who & W_USER ? " or user" : "");
     l->set[idx] = true;
     l->line[idx] = toml_line(v);
     switch (k->t) {
-    case K_PORTS: return read_ports(c, k, v, l, errp);
-    case K_PROXY: return read_proxy(c, k, v, l, errp);
-    case K_OVERRIDES: return read_overrides(c, k, v, l, errp);
-    case K_UPSTREAMS: return read_upstreams(c, k, v, l, errp);
-    default: return read_scalar(c, k, v, l, errp);
+    case K_PORTS:
+        return read_ports(c, k, v, l, errp);
+    case K_PROXY:
+        return read_proxy(c, k, v, l, errp);
+    case K_OVERRIDES:
+        return read_overrides(c, k, v, l, errp);
+    case K_UPSTREAMS:
+        return read_upstreams(c, k, v, l, errp);
+    default:
+        return read_scalar(c, k, v, l, errp);
     }
 }
 
@@ -384,7 +406,8 @@ void settings_layer_free(struct settings_layer *l)
 
 /* ---- merge ---- */
 
-static void take_key(const struct keydef *k, struct settings_layer *from, struct settings_layer *dst)
+static void take_key(const struct keydef *k, struct settings_layer *from,
+                     struct settings_layer *dst)
 {
     switch (k->t) {
     case K_PORTS:

@@ -28,8 +28,8 @@ const char *policy_header_rule(const struct policy_block_info *b)
 }
 
 /* Appends to out[*n..cap); sets *n past cap on overflow. */
-static void __attribute__((format(printf, 4, 5))) put(char *out, size_t cap, size_t *n,
-                                                       const char *fmt, ...)
+static void __attribute__((format(printf, 4, 5)))
+put(char *out, size_t cap, size_t *n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -60,7 +60,9 @@ static bool is(const struct policy_block_info *b, const char *code)
 static void reason_text(const struct policy_block_info *b, const char *t, char *out, size_t cap,
                         size_t *n)
 {
-    if (b->reason && *b->reason && !is(b, "private_address"))
+    /* A rule's reason explains that rule's verdict; it is not why the
+     * destination is reserved or why evaluation failed. */
+    if (b->reason && *b->reason && !is(b, "private_address") && !is(b, "policy_error"))
         put(out, cap, n, "%s", b->reason);
     else if (is(b, "default_deny"))
         put(out, cap, n, "no allow rule matches %s", t);
@@ -91,8 +93,9 @@ static void hint_text(const struct policy_block_info *b, const char *t, char *ou
                       size_t *n)
 {
     if (is(b, "policy_block"))
-        put(out, cap, n, "this is a deliberate policy rule: do not retry or work around it; "
-                         "tell the user if the task needs it");
+        put(out, cap, n,
+            "this is a deliberate policy rule: do not retry or work around it; "
+            "tell the user if the task needs it");
     else if (is(b, "private_address"))
         put(out, cap, n, "only a user or corp rule naming %s exactly can open it", t);
     else if (is(b, "ask_queue_full"))
@@ -121,8 +124,9 @@ int policy_render_body(const struct policy_block_info *b, char *out, size_t cap)
     char t[320];
     size_t n = 0;
     target(b, t, sizeof(t));
-    put(out, cap, &n, "capsem: request blocked\n%s: %s\nrule: %s\nreason: ", b->tool ? "tool" : "host",
-        t, policy_header_rule(b));
+    put(out, cap, &n,
+        "capsem: request blocked\n%s: %s\nrule: %s\nreason: ", b->tool ? "tool" : "host", t,
+        policy_header_rule(b));
     reason_text(b, t, out, cap, &n);
     put(out, cap, &n, "\nhint: ");
     hint_text(b, t, out, cap, &n);

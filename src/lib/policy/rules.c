@@ -19,8 +19,8 @@ struct rctx {
     struct err **errp;
 };
 
-static int __attribute__((format(printf, 3, 4))) rfail(const struct rctx *x, int line,
-                                                        const char *fmt, ...)
+static int __attribute__((format(printf, 3, 4)))
+rfail(const struct rctx *x, int line, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -166,20 +166,29 @@ static int read_hosts(const struct rctx *x, const struct toml_value *v, struct p
     return 0;
 }
 
+/* A decimal port of s[0..n): digits only (no sign, no spaces), 1-65535. */
+static int parse_port_digits(const char *s, size_t n, uint16_t *out)
+{
+    unsigned v = 0;
+    if (n == 0 || n > 5)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
 static int parse_port_range(const char *s, struct port_range *pr)
 {
-    int64_t lo, hi;
     const char *dash = strchr(s, '-');
-    char buf[16];
-    if (!dash || (size_t)(dash - s) >= sizeof(buf))
+    if (!dash || parse_port_digits(s, (size_t)(dash - s), &pr->lo) < 0 ||
+        parse_port_digits(dash + 1, strlen(dash + 1), &pr->hi) < 0 || pr->lo > pr->hi)
         return -1;
-    memcpy(buf, s, (size_t)(dash - s));
-    buf[dash - s] = '\0';
-    if (parse_int64(buf, 1, 65535, &lo) < 0 || parse_int64(dash + 1, 1, 65535, &hi) < 0 ||
-        lo > hi || buf[0] == '+' || dash[1] == '+')
-        return -1;
-    pr->lo = (uint16_t)lo;
-    pr->hi = (uint16_t)hi;
     return 0;
 }
 
@@ -187,7 +196,8 @@ static int read_ports(const struct rctx *x, const struct toml_value *v, struct p
 {
     size_t n = toml_array_len(v);
     if (toml_type(v) != TOML_ARRAY || n == 0)
-        return rfail(x, toml_line(v), "ports must be a non-empty array of ports and \"lo-hi\" ranges");
+        return rfail(x, toml_line(v),
+                     "ports must be a non-empty array of ports and \"lo-hi\" ranges");
     if (!(r->ports = calloc(n, sizeof(*r->ports))))
         return err_status(x->errp, 0, "out of memory");
     for (size_t i = 0; i < n; i++) {
@@ -200,7 +210,8 @@ static int read_ports(const struct rctx *x, const struct toml_value *v, struct p
                 return rfail(x, toml_line(e), "ports: %lld is not a port (1-65535)", (long long)p);
             pr->lo = pr->hi = (uint16_t)p;
         } else if (!s || parse_port_range(s, pr) < 0) {
-            return rfail(x, toml_line(e), "ports: entries are ports (443) or ranges (\"8000-8999\")");
+            return rfail(x, toml_line(e),
+                         "ports: entries are ports (443) or ranges (\"8000-8999\")");
         }
     }
     return 0;
@@ -246,17 +257,40 @@ static int read_path(const struct rctx *x, const struct toml_value *v, const cha
     for (const char *c = *out; *c; c++)
         if ((unsigned char)*c <= 0x20 || *c == 0x7f)
             return rfail(x, toml_line(v), "%s holds a space or control character", field);
+    /* Requests are matched by their normalised path, so a pattern that
+     * normalisation would change ("//", "/./", "/../", "%7E") never
+     * matches: refuse it and say what to write. */
+    size_t n = strlen(*out);
+    _cleanup_free_ char *norm = malloc(n + 2);
+    if (!norm)
+        return err_status(x->errp, 0, "out of memory");
+    if (policy_path_normalize(*out, n, norm, n + 2) < 0 || strcmp(norm, *out) != 0)
+        return rfail(x, toml_line(v),
+                     "%s '%.80s' never matches a normalised request path; write '%.80s'", field,
+                     *out, norm);
     return 0;
 }
 
 /* ---- one rule ---- */
 
-static const char *const rule_fields[] = {"id",        "action",      "scope",     "host",
-                                          "ports",     "methods",     "path_prefix", "path_glob",
-                                          "expr",      "reason",      "enabled"};
+static const char *const rule_fields[] = {"id",    "action",  "scope",       "host",
+                                          "ports", "methods", "path_prefix", "path_glob",
+                                          "expr",  "reason",  "enabled"};
 
-enum { RF_ID, RF_ACTION, RF_SCOPE, RF_HOST, RF_PORTS, RF_METHODS, RF_PREFIX, RF_GLOB, RF_EXPR,
-       RF_REASON, RF_ENABLED, RF_N };
+enum {
+    RF_ID,
+    RF_ACTION,
+    RF_SCOPE,
+    RF_HOST,
+    RF_PORTS,
+    RF_METHODS,
+    RF_PREFIX,
+    RF_GLOB,
+    RF_EXPR,
+    RF_REASON,
+    RF_ENABLED,
+    RF_N
+};
 
 /* Finds every known field; unknown ones are errors. */
 static int collect_fields(const struct rctx *x, const struct toml_value *t,
@@ -286,8 +320,7 @@ static int read_identity(struct rctx *x, const struct toml_value *t,
     if (read_string(x, f[RF_ID], "id", &id) < 0)
         return -1;
     if (!id_valid(id))
-        return rfail(x, toml_line(f[RF_ID]),
-                     "id '%.80s' must match [a-z0-9][a-z0-9._-]{0,63}", id);
+        return rfail(x, toml_line(f[RF_ID]), "id '%.80s' must match [a-z0-9][a-z0-9._-]{0,63}", id);
     x->id = id;
     const char *src = policy_source_name(x->c->src);
     size_t n = strlen(src) + strlen(id) + 2;
@@ -321,8 +354,7 @@ static int read_reason(const struct rctx *x, const struct toml_value *v, struct 
     return 0;
 }
 
-static int read_paths(const struct rctx *x, const struct toml_value *f[RF_N],
-                      struct policy_rule *r)
+static int read_paths(const struct rctx *x, const struct toml_value *f[RF_N], struct policy_rule *r)
 {
     const char *s;
     if (f[RF_PREFIX] && f[RF_GLOB])
@@ -381,8 +413,12 @@ static void finish_rule(const struct rctx *x, struct policy_rule *r)
     unsigned cls = r->expr ? expr_classes(r->expr) : 0;
     bool fields = r->nports || r->nmethods || r->path_prefix || r->has_glob;
     r->name_decidable = !fields && !(cls & (EXPR_CLASS_HTTP | EXPR_CLASS_CONN));
-    if (x->c->warn && r->action == POLICY_ALLOW && !fields && !r->has_host &&
-        cls == EXPR_CLASS_PROCESS)
+    /* host = "*" is no condition either. */
+    bool host_cond = false;
+    for (size_t i = 0; i < r->nhosts; i++)
+        host_cond = host_cond || r->hosts[i].kind != HP_ANY;
+    if (x->c->warn && r->action == POLICY_ALLOW && !fields && !host_cond &&
+        (!r->has_host || r->nhosts > 0) && cls == EXPR_CLASS_PROCESS)
         warnings_add(x->c->warn,
                      "%s:%d: rule '%s': an allow rule conditioned only on process.* fields: "
                      "the guest asserts them, so any guest process can claim them",
@@ -419,8 +455,7 @@ static uint32_t hash_str(const char *s)
 }
 
 /* Duplicate ids: open addressing over rule indexes (+1, 0 = empty). */
-static int check_duplicates(const struct load_ctx *c, const struct rule_set *set,
-                            struct err **errp)
+static int check_duplicates(const struct load_ctx *c, const struct rule_set *set, struct err **errp)
 {
     size_t cap = 16;
     while (cap < set->n * 2)

@@ -127,7 +127,7 @@ void policy_store_free(struct policy_store *s)
         return;
     policy_unref(s->cur);
     pthread_mutex_destroy(&s->mu);
-    for (size_t i = 0; s->list_hosts && i < s->o.nhostlists; i++) {
+    for (size_t i = 0; s->list_hosts && s->lists && i < s->o.nhostlists; i++) {
         for (char **h = s->list_hosts[i]; h && *h; h++)
             free(*h);
         free(s->list_hosts[i]);
@@ -172,19 +172,20 @@ int policy_store_reload(struct policy_store *s, struct err **errp)
 /* ---- watching ---- */
 
 #define WATCH_MASK                                                                                 \
-    (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY |           \
+    (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY |            \
      IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
 /* Watches the nearest existing directory on `path` for the name of the
- * component below it. Directories that cannot be watched are skipped. */
-static void add_target(struct policy_store *s, int infd, const char *path)
+ * component below it, adding the watch to w[*nw]. Directories that cannot
+ * be watched are skipped. */
+static void add_target(struct watch w[MAX_WATCHES], size_t *nw, int infd, const char *path)
 {
     char buf[PATH_MAX];
     if (str_copy(buf, sizeof(buf), path) < 0)
         return;
     for (;;) {
         char *slash = strrchr(buf, '/');
-        if (!slash || s->nw == MAX_WATCHES)
+        if (!slash || *nw == MAX_WATCHES)
             return;
         char name[NAME_MAX + 1];
         if (str_copy(name, sizeof(name), slash + 1) < 0)
@@ -192,9 +193,9 @@ static void add_target(struct policy_store *s, int infd, const char *path)
         *slash = '\0';
         int wd = inotify_add_watch(infd, slash == buf ? "/" : buf, WATCH_MASK);
         if (wd >= 0) {
-            s->w[s->nw].wd = wd;
-            memcpy(s->w[s->nw].name, name, sizeof(name));
-            s->nw++;
+            w[*nw].wd = wd;
+            memcpy(w[*nw].name, name, sizeof(name));
+            (*nw)++;
             return;
         }
         if ((errno != ENOENT && errno != ENOTDIR) || slash == buf)
@@ -203,26 +204,28 @@ static void add_target(struct policy_store *s, int infd, const char *path)
 }
 
 /* A fresh inotify fd with watches for every policy file, swapped into the
- * epoll set (the old one keeps working if this fails). */
+ * epoll set together with its watch table. On failure the old fd and
+ * table stay in place and keep working. */
 static int rewatch(struct policy_store *s, struct err **errp)
 {
+    struct watch w[MAX_WATCHES];
+    size_t nw = 0;
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0)
         return err_sys(errp, "inotify_init1");
-    s->nw = 0;
     char path[PATH_MAX];
     const char *prof = s->profile ? s->profile : "code";
     if (*s->corp)
-        add_target(s, fd, s->corp);
+        add_target(w, &nw, fd, s->corp);
     if (s->home) {
         snprintf(path, sizeof(path), "%s/policy.toml", s->home);
-        add_target(s, fd, path);
+        add_target(w, &nw, fd, path);
         snprintf(path, sizeof(path), "%s/profiles/%s.toml", s->home, prof);
-        add_target(s, fd, path);
+        add_target(w, &nw, fd, path);
     }
     if (s->bundled) {
         snprintf(path, sizeof(path), "%s/%s.toml", s->bundled, prof);
-        add_target(s, fd, path);
+        add_target(w, &nw, fd, path);
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -235,6 +238,8 @@ static int rewatch(struct policy_store *s, struct err **errp)
         close(s->infd);
     }
     s->infd = fd;
+    memcpy(s->w, w, nw * sizeof(w[0]));
+    s->nw = nw;
     return 0;
 }
 

@@ -75,6 +75,7 @@ static void pconn_destroy(struct pconn *c)
     if (c->ssl)
         SSL_free(c->ssl); /* frees both BIOs */
     http1_parser_free(c->parser);
+    clienthello_parser_free(c->hello);
     if (c->timer)
         event_free(c->timer);
     buf_free(&c->pending);
@@ -100,6 +101,23 @@ static void pconn_bury(struct pconn *c)
     struct proxy *p = c->p;
     if (c->state == PC_DEAD)
         return;
+    pconn_vet_end(c);
+    if (c->deciding) {
+        c->deciding = false;
+        if (p->hooks.cancel)
+            p->hooks.cancel(p->hooks.ctx, c->id, c->seq);
+    }
+    if (c->obs) {
+        /* The request ended without its row (the guest went away). */
+        struct proxy_event ev = {.conn_id = c->id, .request_seq = c->seq,
+                                 .started_ms = c->req_started_ms, .req = &c->req,
+                                 .conn_type = c->tls ? "https" : "http",
+                                 .decision = "error", .reason = "client_aborted",
+                                 .dec = &c->dec, .ttfb_ms = -1};
+        void *obs = c->obs;
+        c->obs = NULL;
+        p->hooks.observe_finish(obs, &ev, 0);
+    }
     c->state = PC_DEAD;
     if (c->prev)
         c->prev->next = c->next;
@@ -155,6 +173,14 @@ void pconn_flush(struct pconn *c)
         mux_stream_close_write(c->s);
         pconn_arm_timer(c, CLOSE_LINGER_MS);
     }
+}
+
+/* Bytes for the guest as they are (a TLS alert written before any session). */
+static void pconn_output_raw(struct pconn *c, const void *data, size_t len)
+{
+    if (buf_append(&c->outq, data, len) < 0)
+        log_warn("proxy %llu: output queue full", (unsigned long long)c->id);
+    pconn_flush(c);
 }
 
 void pconn_output_plain(struct pconn *c, const void *data, size_t len)
@@ -231,32 +257,21 @@ void pconn_arm_timer(struct pconn *c, unsigned ms)
 
 static void tls_handshake(struct pconn *c);
 
-static bool looks_like_http(const uint8_t *d, size_t n, bool *need_more)
-{
-    *need_more = false;
-    for (size_t i = 0; i < n && i < 20; i++) {
-        if (d[i] == ' ')
-            return i > 0;
-        if (d[i] < 'A' || d[i] > 'Z')
-            return false;
-    }
-    *need_more = n < 20;
-    return false;
-}
-
 static void classify(struct pconn *c)
 {
     const uint8_t *d = buf_head(&c->pending);
     size_t n = c->pending.len;
-    if (n < 2)
+    enum conn_class k = conn_classify(d, n);
+    if (k == CONN_CLASS_NEED_MORE)
         return;
-    if (d[0] == 0x16 && d[1] == 0x03) {
+    if (k == CONN_CLASS_TLS) {
         c->tls = true;
         c->state = PC_TLS;
+        c->hello = clienthello_parser_new(NULL);
         c->ssl = SSL_new(c->p->ctx);
         c->rbio = BIO_new(BIO_s_mem());
         c->wbio = BIO_new(BIO_s_mem());
-        if (!c->ssl || !c->rbio || !c->wbio) {
+        if (!c->hello || !c->ssl || !c->rbio || !c->wbio) {
             BIO_free(c->rbio);
             BIO_free(c->wbio);
             c->rbio = c->wbio = NULL;
@@ -268,19 +283,41 @@ static void classify(struct pconn *c)
         SSL_set_accept_state(c->ssl);
         return;
     }
-    bool more;
-    if (looks_like_http(d, n, &more)) {
+    if (k == CONN_CLASS_HTTP) {
         c->state = PC_HEAD;
         pconn_arm_timer(c, c->p->lim.head_ms);
         return;
     }
-    if (more)
-        return;
-    char hex[40] = "";
-    for (size_t i = 0; i < MIN(n, (size_t)16); i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    char hex[33];
+    conn_first_bytes_hex(d, n, hex);
     proxy_record(c, "connection", 0, "error", "-", "unknown_protocol", hex);
     pconn_close(c, false);
+}
+
+/* The raw ClientHello bytes, checked before OpenSSL sees them (section 15):
+ * a malformed or oversized hello gets decode_error and a bad_client_hello
+ * row. Returns false when the connection was closed. */
+static bool check_hello(struct pconn *c, const uint8_t *d, size_t n)
+{
+    if (!c->hello)
+        return true;
+    size_t used;
+    enum clienthello_status st = clienthello_parser_feed(c->hello, d, n, &used);
+    if (st == CLIENTHELLO_NEED_MORE)
+        return true;
+    if (st == CLIENTHELLO_ERROR) {
+        size_t alen;
+        const uint8_t *alert = clienthello_decode_error_alert(&alen);
+        pconn_output_raw(c, alert, alen);
+        proxy_record(c, "connection", 0, "error", "-", "bad_client_hello",
+                     clienthello_parser_error(c->hello));
+        c->tls = false; /* no session to shut down: the alert is the last word */
+        pconn_close(c, true);
+        return false;
+    }
+    clienthello_parser_free(c->hello);
+    c->hello = NULL;
+    return true;
 }
 
 /* SNI from the ClientHello (before certificate selection): pick the name
@@ -388,6 +425,8 @@ static void process_input(struct pconn *c)
             if (c->state != PC_TLS && !can_feed(c))
                 return;
             size_t n = MIN(c->pending.len, (size_t)FEED_CHUNK);
+            if (c->state == PC_TLS && !check_hello(c, buf_head(&c->pending), n))
+                return;
             BIO_write(c->rbio, buf_head(&c->pending), (int)n);
             buf_consume(&c->pending, n);
             if (c->s)
@@ -590,7 +629,7 @@ void proxy_record(struct pconn *c, const char *conn_type, int status, const char
                   const char *rule, const char *reason, const char *detail)
 {
     const struct proxy_hooks *h = &c->p->hooks;
-    if (!h->record)
+    if (!h->record && !c->obs)
         return;
     bool have_req = c->req.method != NULL;
     uint64_t start = have_req ? c->req_started_ms : c->opened_ms;
@@ -607,8 +646,24 @@ void proxy_record(struct pconn *c, const char *conn_type, int status, const char
                              .decision = decision,
                              .rule = rule,
                              .reason = reason,
-                             .error_detail = detail};
-    h->record(h->ctx, &ev);
+                             .error_detail = detail,
+                             .upstream_http_version = c->upstream_version,
+                             .dec = have_req ? &c->dec : NULL,
+                             .ask_id = have_req ? c->dec.ask_id : 0};
+    int64_t row = h->record ? h->record(h->ctx, &ev) : 0;
+    if (c->obs) {
+        void *obs = c->obs;
+        c->obs = NULL;
+        h->observe_finish(obs, &ev, row);
+    }
+}
+
+struct pconn *proxy_find_conn(struct proxy *p, uint64_t conn_id)
+{
+    for (struct pconn *c = p->conns; c; c = c->next)
+        if (c->id == conn_id)
+            return c;
+    return NULL;
 }
 
 /* ---------- setup ---------- */

@@ -46,6 +46,15 @@ struct proxy_request {
     bool websocket;
 };
 
+/* Credential substitution the decision asks for (network.md section 10):
+ * the forwarded request carries `value` for header `name` instead of the
+ * guest's value (the guest-side request is what telemetry records). */
+#define PROXY_MAX_SUBST 4
+struct proxy_subst {
+    char name[40];
+    char value[2048];
+};
+
 struct proxy_decision {
     enum proxy_action action;
     int status;             /* for blocks: 403 unless said otherwise */
@@ -55,6 +64,11 @@ struct proxy_decision {
     char dial[300];         /* upstream override: "ip:port", or "" */
     char ca_file[4096];     /* extra CA for the override, or "" */
     char resolve[300];      /* pinned address for the host ("host:port:ip"), or "" */
+    char credential_provider[16]; /* whose secret is substituted, or "" */
+    int64_t ask_id;               /* policy_decisions row when an ask decided, else 0 */
+    struct proxy_subst subst[PROXY_MAX_SUBST];
+    size_t nsubst;
+    char target_rewrite[8192]; /* forwarded request target when not "" (query key) */
 };
 
 /* A finished request or failed connection, for telemetry (net_events). */
@@ -74,18 +88,48 @@ struct proxy_event {
     const char *reason;
     const char *error_detail;
     const char *upstream_http_version;
+    const char *response_headers; /* raw upstream head (status line + fields), or NULL */
+    const struct proxy_decision *dec; /* the request's decision, NULL when none was made */
+    int64_t ask_id;                   /* policy_decisions row of an ask, 0 when none */
 };
 
 struct proxy_hooks {
     void *ctx;
-    /* Required: decide a request. */
-    void (*decide)(void *ctx, const struct proxy_request *r, struct proxy_decision *d);
+    /* Required: decide a request. Returns 0 when *d is final, 1 when the
+     * decision comes later (an ask, a DNS lookup): the hook then calls
+     * proxy_decided() exactly once, unless the proxy first calls cancel. */
+    int (*decide)(void *ctx, const struct proxy_request *r, struct proxy_decision *d);
+    /* Required when decide can return 1: the connection of a pending
+     * decision went away; the hook drops it without calling proxy_decided. */
+    void (*cancel)(void *ctx, uint64_t conn_id, uint32_t request_seq);
     /* Required for TLS: install the certificate for `name` on a new SSL. */
     int (*use_cert)(void *ctx, SSL *ssl, const char *name);
     /* Optional: pin-set lookup for SNI-less clients (IPv4 -> name). */
     const char *(*name_for_ip)(void *ctx, uint32_t ip);
-    /* Optional: telemetry. */
-    void (*record)(void *ctx, const struct proxy_event *ev);
+    /* Optional: telemetry. Returns the net_events row id (0 when none). */
+    int64_t (*record)(void *ctx, const struct proxy_event *ev);
+    /* Optional: an observer per allowed request (AI interpreters, body
+     * scanning). observe_start returns the observer or NULL (not observed);
+     * the proxy then feeds it and always ends it with observe_finish, which
+     * frees it. Observers only watch: bytes are forwarded before they are
+     * offered and never changed. */
+    void *(*observe_start)(void *ctx, const struct proxy_request *r,
+                           const struct proxy_decision *d);
+    void (*observe_request_body)(void *obs, const uint8_t *p, size_t n);
+    void (*observe_response_head)(void *obs, int status, const char *content_type,
+                                  const char *content_encoding);
+    void (*observe_response_body)(void *obs, const uint8_t *p, size_t n);
+    /* ev: the request's final event; net_event_id: its row (0 = none). */
+    void (*observe_finish)(void *obs, const struct proxy_event *ev, int64_t net_event_id);
+    /* Optional: vet an allowed request's body chunk by chunk BEFORE each
+     * chunk goes upstream (credentials in bodies, network.md section 10).
+     * vet_start returns a state or NULL (not vetted); vet returns 0 to pass
+     * the chunk, else fills reason (a section 7 code) and text, and the
+     * proxy aborts the request (403 when no response started, else close);
+     * vet_end frees the state. */
+    void *(*vet_start)(void *ctx, const struct proxy_request *r);
+    int (*vet)(void *state, const uint8_t *p, size_t n, char reason[48], char text[512]);
+    void (*vet_end)(void *state);
 };
 
 struct proxy_limits {
@@ -111,5 +155,10 @@ void proxy_free(struct proxy *p);
 int proxy_accept(struct proxy *p, struct mux_stream *s, const uint8_t *meta, size_t len,
                  void (*kick)(void *arg), void *kick_arg);
 unsigned proxy_conn_count(const struct proxy *p);
+
+/* Completes a decision that decide() left pending. d is copied. Unknown
+ * (conn_id, seq) pairs are ignored: the connection is gone. */
+void proxy_decided(struct proxy *p, uint64_t conn_id, uint32_t request_seq,
+                   const struct proxy_decision *d);
 
 #endif

@@ -8,6 +8,7 @@
 #include "net/curlev.h"
 #include "proto/hstream.h"
 #include "proxy/proxy.h"
+#include "tls/clienthello.h"
 
 /* Bytes of request body buffered for curl before credit stops flowing. */
 #define PROXY_BODY_BUF (256u * 1024u)
@@ -19,6 +20,7 @@ enum pconn_state {
     PC_CLASSIFY,  /* waiting for the first bytes */
     PC_TLS,       /* handshake */
     PC_HEAD,      /* reading a request head */
+    PC_DECIDE,    /* the head is read; the decision is pending (ask, DNS) */
     PC_BODY,      /* forwarding a request body */
     PC_RESPONSE,  /* waiting for / streaming the upstream response */
     PC_CLOSING,   /* flushing a final response, then FIN */
@@ -42,6 +44,7 @@ struct pconn {
     char exe[257];
     /* transport */
     bool tls;
+    struct clienthello_parser *hello; /* validates the raw ClientHello, then freed */
     SSL *ssl;
     BIO *rbio, *wbio;
     char sni[256];
@@ -60,6 +63,9 @@ struct pconn {
     char target[8192];
     uint64_t req_started_ms;
     struct proxy_decision dec;
+    bool deciding;        /* decide() answered "later": waiting for proxy_decided() */
+    void *obs;            /* observer of this request (hooks->observe_*), or NULL */
+    void *vet;            /* body vetting state (hooks->vet_*), or NULL */
     /* upstream */
     CURL *easy;
     struct curl_slist *up_headers;
@@ -97,6 +103,8 @@ void pconn_pump_tls(struct pconn *c);
 void pconn_resume_input(struct pconn *c);
 struct curlev *proxy_curl(struct proxy *p);
 const struct proxy_hooks *proxy_hooks(struct proxy *p);
+/* The live connection with this id, or NULL. */
+struct pconn *proxy_find_conn(struct proxy *p, uint64_t conn_id);
 const struct proxy_limits *proxy_limits(struct proxy *p);
 void proxy_record(struct pconn *c, const char *conn_type, int status, const char *decision,
                   const char *rule, const char *reason, const char *detail);
@@ -106,6 +114,8 @@ void pconn_feed_plain(struct pconn *c, const uint8_t *data, size_t len);
 void pconn_reply(struct pconn *c, int status, const char *reason, const char *rule,
                  const char *text);
 void pconn_request_done(struct pconn *c);
+/* Ends the request's body vetting (NULL-safe). */
+void pconn_vet_end(struct pconn *c);
 
 /* proxy_up.c */
 int pconn_upstream_start(struct pconn *c, struct err **errp);

@@ -137,6 +137,9 @@ static int fill_request(struct pconn *c, const struct http1_request *r)
 
 /* ---------- the head ---------- */
 
+static void after_decision(struct pconn *c);
+static bool vet_refused(struct pconn *c, const uint8_t *b, size_t n);
+
 static void on_head(struct pconn *c)
 {
     const struct http1_request *r = http1_parser_request(c->parser);
@@ -160,7 +163,22 @@ static void on_head(struct pconn *c)
     str_copy(c->dec.reason, sizeof(c->dec.reason), "policy_error");
     str_copy(c->dec.rule, sizeof(c->dec.rule), "-");
     const struct proxy_hooks *h = proxy_hooks(c->p);
-    h->decide(h->ctx, &c->req, &c->dec); /* an evaluation error stays a block (P3) */
+    /* An evaluation error stays a block (P3). */
+    if (h->decide(h->ctx, &c->req, &c->dec) == 1) {
+        /* Held (an ask, a DNS lookup): the body waits unread in the guest's
+         * window; proxy_decided() continues. */
+        c->state = PC_DECIDE;
+        c->deciding = true;
+        event_del(c->timer);
+        return;
+    }
+    after_decision(c);
+}
+
+/* The decision for the current head is in c->dec: answer or go upstream. */
+static void after_decision(struct pconn *c)
+{
+    const struct http1_request *r = http1_parser_request(c->parser);
     if (c->dec.action != PROXY_ALLOW) {
         pconn_reply(c, c->dec.status ? c->dec.status : 403, c->dec.reason, c->dec.rule,
                     c->dec.text);
@@ -171,6 +189,11 @@ static void on_head(struct pconn *c)
                     "WebSocket upgrades are not supported by this version");
         return;
     }
+    const struct proxy_hooks *h = proxy_hooks(c->p);
+    if (h->observe_start)
+        c->obs = h->observe_start(h->ctx, &c->req, &c->dec);
+    if (h->vet_start && r->body != HTTP1_BODY_EMPTY)
+        c->vet = h->vet_start(h->ctx, &c->req);
     struct err *e = NULL;
     if (pconn_upstream_start(c, &e) < 0) {
         pconn_reply(c, 502, "upstream_connect", c->dec.rule, err_msg(e));
@@ -185,6 +208,22 @@ static void on_head(struct pconn *c)
     if (c->state == PC_RESPONSE)
         c->body_done = true;
     event_del(c->timer);
+}
+
+void proxy_decided(struct proxy *p, uint64_t conn_id, uint32_t request_seq,
+                   const struct proxy_decision *d)
+{
+    struct pconn *c = proxy_find_conn(p, conn_id);
+    if (!c || !c->deciding || c->seq != request_seq || c->state != PC_DECIDE)
+        return;
+    c->deciding = false;
+    c->dec = *d;
+    c->state = PC_HEAD; /* after_decision moves on from the head */
+    after_decision(c);
+    if (c->state == PC_BODY || c->state == PC_RESPONSE) {
+        pconn_upstream_body(c);
+        pconn_resume_input(c);
+    }
 }
 
 static void parse_error(struct pconn *c)
@@ -219,8 +258,12 @@ void pconn_feed_plain(struct pconn *c, const uint8_t *data, size_t len)
         if (ev == HTTP1_BODY) {
             size_t n;
             const uint8_t *b = http1_parser_body(c->parser, &n);
+            if (c->vet && vet_refused(c, b, n))
+                return;
             buf_append(&c->body, b, n);
             c->bytes_up += n;
+            if (c->obs && proxy_hooks(c->p)->observe_request_body)
+                proxy_hooks(c->p)->observe_request_body(c->obs, b, n);
         }
         off += used;
         if (ev == HTTP1_NEED_MORE)
@@ -252,9 +295,35 @@ void pconn_feed_plain(struct pconn *c, const uint8_t *data, size_t len)
     }
 }
 
+void pconn_vet_end(struct pconn *c)
+{
+    if (c->vet) {
+        proxy_hooks(c->p)->vet_end(c->vet);
+        c->vet = NULL;
+    }
+}
+
+/* A body chunk the vetting hook refused: nothing of it goes upstream. */
+static bool vet_refused(struct pconn *c, const uint8_t *b, size_t n)
+{
+    char reason[48] = "", text[512] = "";
+    if (proxy_hooks(c->p)->vet(c->vet, b, n, reason, text) == 0)
+        return false;
+    pconn_vet_end(c);
+    pconn_upstream_free(c);
+    if (!c->head_sent) {
+        pconn_reply(c, 403, reason, "-", text);
+    } else {
+        proxy_record(c, c->tls ? "https" : "http", c->resp_status, "denied", "-", reason, text);
+        pconn_close(c, false);
+    }
+    return true;
+}
+
 /* The upstream response is complete: next request or close. */
 void pconn_request_done(struct pconn *c)
 {
+    pconn_vet_end(c);
     pconn_upstream_free(c);
     if (!c->body_done || c->resp_close || c->guest_fin ||
         !http1_keep_alive(c->parser)) {

@@ -2,13 +2,16 @@
  * certificate and host-name verification always on, redirects never
  * followed, proxies from the environment ignored, the response head and
  * body streamed to the guest as they arrive (network.md section 6). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "ai/interp.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "policy/policy.h"
 #include "proxy/proxy_int.h"
 
 static const char *const hop_by_hop[] = {"connection", "keep-alive",       "proxy-connection",
@@ -54,6 +57,23 @@ void pconn_upstream_body(struct pconn *c)
 
 /* ---------- response toward the guest ---------- */
 
+/* Copies a header value, cut to fit (a cut Content-Type or Content-Encoding
+ * still names the same kind of body for an observer). */
+static void copy_value(char *dst, size_t cap, const char *v, size_t len)
+{
+    while (len > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        len--;
+    }
+    len = MIN(len, cap - 1);
+    memcpy(dst, v, len);
+    dst[len] = '\0';
+}
+
+/* The head toward the guest. c->resp_head holds the upstream status line,
+ * then one field per line: the status line is ours to write (HTTP/1.1 to
+ * the guest whatever the upstream version), the fields pass minus
+ * hop-by-hop ones. */
 static void send_head(struct pconn *c)
 {
     struct buf out;
@@ -61,13 +81,17 @@ static void send_head(struct pconn *c)
     const char *reason = http1_status_text(c->resp_status);
     buf_printf(&out, "HTTP/1.1 %d %s\r\n", c->resp_status, reason);
     bool has_length = false;
+    char ctype[256] = "", cenc[128] = "";
+    bool have_ctype = false, have_cenc = false;
     const char *p = (const char *)buf_head(&c->resp_head), *end = p + c->resp_head.len;
+    bool first = true;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = (size_t)((nl ? nl : end) - p);
         if (len > 0 && p[len - 1] == '\r')
             len--;
-        const char *colon = memchr(p, ':', len);
+        const char *colon = first ? NULL : memchr(p, ':', len);
+        first = false;
         if (colon && colon > p) {
             size_t nlen = (size_t)(colon - p);
             if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0 && !c->resp_chunked_up) {
@@ -77,6 +101,14 @@ static void send_head(struct pconn *c)
             } else if (!is_hop(p, nlen)) {
                 buf_append(&out, p, len);
                 buf_append(&out, "\r\n", 2);
+            }
+            size_t vlen = len - nlen - 1;
+            if (nlen == 12 && strncasecmp(p, "content-type", 12) == 0 && !have_ctype) {
+                copy_value(ctype, sizeof(ctype), colon + 1, vlen);
+                have_ctype = true;
+            } else if (nlen == 16 && strncasecmp(p, "content-encoding", 16) == 0 && !have_cenc) {
+                copy_value(cenc, sizeof(cenc), colon + 1, vlen);
+                have_cenc = true;
             }
         }
         p = nl ? nl + 1 : end;
@@ -94,10 +126,36 @@ static void send_head(struct pconn *c)
     buf_free(&out);
     c->head_sent = true;
     c->ttfb_ms = (int64_t)(time_real_ms() - c->req_started_ms);
+    const struct proxy_hooks *h = proxy_hooks(c->p);
+    if (c->obs && h->observe_response_head)
+        h->observe_response_head(c->obs, c->resp_status, have_ctype ? ctype : NULL,
+                                 have_cenc ? cenc : NULL);
+}
+
+/* Keeps c->resp_head a C string (the NUL is not counted in len) so the
+ * request's event can carry the raw head. header_cb leaves a byte of room. */
+static int head_terminate(struct pconn *c)
+{
+    uint8_t *room = buf_reserve(&c->resp_head, 1);
+    if (!room)
+        return -1;
+    *room = '\0';
+    return 0;
+}
+
+/* Appends one head line unless it would leave no room for the NUL. */
+static int head_append(struct pconn *c, const char *data, size_t len)
+{
+    if (c->resp_head.len + len >= c->resp_head.max)
+        return -1;
+    if (buf_append(&c->resp_head, data, len) < 0)
+        return -1;
+    return head_terminate(c);
 }
 
 /* Status line and fields, one call per line; the blank line ends a head.
- * Interim (1xx) heads are skipped: we answered 100-continue ourselves. */
+ * Interim (1xx) heads are skipped: we answered 100-continue ourselves. The
+ * final head (status line included) stays in c->resp_head. */
 static size_t header_cb(char *data, size_t size, size_t nitems, void *arg)
 {
     struct pconn *c = arg;
@@ -109,7 +167,7 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *arg)
         const char *sp = memchr(data, ' ', len);
         c->resp_status = sp ? (int)strtol(sp + 1, NULL, 10) : 502;
         c->resp_chunked_up = false;
-        return len;
+        return head_append(c, data, len) < 0 ? 0 : len;
     }
     if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
         if (c->resp_status >= 100 && c->resp_status < 200)
@@ -119,7 +177,7 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *arg)
     }
     if (len > 18 && strncasecmp(data, "transfer-encoding:", 18) == 0)
         c->resp_chunked_up = true;
-    if (buf_append(&c->resp_head, data, len) < 0)
+    if (head_append(c, data, len) < 0)
         return 0; /* head over 100 KiB: abort (upstream_protocol) */
     return len;
 }
@@ -146,6 +204,11 @@ static size_t write_cb(char *data, size_t size, size_t nitems, void *arg)
         pconn_output_plain(c, data, len);
     }
     c->bytes_down += len;
+    /* Offered only once queued toward the guest: an observer never delays
+     * or changes what the guest gets. */
+    const struct proxy_hooks *h = proxy_hooks(c->p);
+    if (c->obs && h->observe_response_body)
+        h->observe_response_body(c->obs, (const uint8_t *)data, len);
     return len;
 }
 
@@ -196,6 +259,7 @@ static void done_cb(CURL *easy, CURLcode rc, void *arg)
         int status;
         const char *reason = upstream_reason(rc, &status);
         if (!c->head_sent) {
+            buf_reset(&c->resp_head); /* a partial upstream head is not the answer sent */
             pconn_reply(c, status, reason, c->dec.rule, detail);
             return;
         }
@@ -216,22 +280,73 @@ static void done_cb(CURL *easy, CURLcode rc, void *arg)
 
 /* ---------- start ---------- */
 
+/* An interpreted AI endpoint (network.md 6 step 10): the interpreter must
+ * read the body, so it is asked for without compression. */
+static bool is_interpreted(const struct pconn *c)
+{
+    char norm[sizeof(c->path) + 2];
+    if (policy_path_normalize(c->path, strlen(c->path), norm, sizeof(norm)) < 0)
+        return false;
+    struct ai_endpoint ep;
+    return ai_detect(c->host, c->method, norm, c->req.query, &ep);
+}
+
+/* The decision's credential substitution for a header, or NULL. */
+static const char *subst_for(const struct pconn *c, const struct http1_header *h)
+{
+    for (size_t i = 0; i < c->dec.nsubst && i < PROXY_MAX_SUBST; i++) {
+        const struct proxy_subst *s = &c->dec.subst[i];
+        if (strlen(s->name) == h->name_len && strncasecmp(h->name, s->name, h->name_len) == 0)
+            return s->value;
+    }
+    return NULL;
+}
+
+static void add_header(struct pconn *c, const char *name, const char *value)
+{
+    char line[20 * 1024];
+    /* "Name:" would make curl drop the header; "Name;" sends it empty. */
+    int n = *value ? snprintf(line, sizeof(line), "%s: %s", name, value)
+                   : snprintf(line, sizeof(line), "%s;", name);
+    if (n > 0 && (size_t)n < sizeof(line))
+        c->up_headers = curl_slist_append(c->up_headers, line);
+}
+
 static void set_headers(struct pconn *c)
 {
     const struct proxy_request *r = &c->req;
-    char line[20 * 1024];
+    bool identity = is_interpreted(c);
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct http1_header *h = &r->headers[i];
         if (is_hop(h->name, h->name_len))
             continue;
-        int n = snprintf(line, sizeof(line), "%s: %s", h->name, h->value);
-        if (n > 0 && (size_t)n < sizeof(line))
-            c->up_headers = curl_slist_append(c->up_headers, line);
+        if (identity && h->name_len == 15 && strncasecmp(h->name, "accept-encoding", 15) == 0)
+            continue;
+        const char *sub = subst_for(c, h);
+        add_header(c, h->name, sub ? sub : h->value);
     }
+    if (identity)
+        c->up_headers = curl_slist_append(c->up_headers, "Accept-Encoding: identity");
     /* curl must not add what the guest did not send. */
     c->up_headers = curl_slist_append(c->up_headers, "Expect:");
     if (!http1_header_get(r->headers, r->nheaders, "accept"))
         c->up_headers = curl_slist_append(c->up_headers, "Accept:");
+}
+
+/* Substituted values come from the host's credential store; one with a
+ * line break would forge header lines, so it fails the request. */
+static int check_rewrites(const struct pconn *c, struct err **errp)
+{
+    for (size_t i = 0; i < c->dec.nsubst && i < PROXY_MAX_SUBST; i++) {
+        const struct proxy_subst *s = &c->dec.subst[i];
+        if (!s->name[0] || strpbrk(s->value, "\r\n") || strpbrk(s->name, "\r\n: \t"))
+            return err_set(errp, EINVAL, "credential substitution for header '%s' is malformed",
+                           s->name);
+    }
+    const char *t = c->dec.target_rewrite;
+    if (t[0] && (t[0] != '/' || strpbrk(t, "\r\n \t")))
+        return err_set(errp, EINVAL, "rewritten request target is malformed");
+    return 0;
 }
 
 static void set_body(struct pconn *c, const struct http1_request *hr)
@@ -252,16 +367,23 @@ int pconn_upstream_start(struct pconn *c, struct err **errp)
 {
     const struct http1_request *hr = http1_parser_request(c->parser);
     const struct proxy_limits *lim = proxy_limits(c->p);
-    c->easy = curl_easy_init();
-    if (!c->easy)
-        return err_set(errp, ENOMEM, "cannot create an upstream transfer");
+    if (check_rewrites(c, errp) < 0)
+        return -1;
     char url[16 * 1024];
     const char *path = hr->form == HTTP1_TARGET_ABSOLUTE ? strchr(strstr(c->target, "//") + 2, '/')
                                                          : c->target;
-    snprintf(url, sizeof(url), "%s://%s:%u%s", c->tls ? "https" : "http", c->host, c->dst_port,
-             path ? path : "/");
+    if (c->dec.target_rewrite[0])
+        path = c->dec.target_rewrite; /* a credential in the query (network.md 10) */
+    int n = snprintf(url, sizeof(url), "%s://%s:%u%s", c->tls ? "https" : "http", c->host,
+                     c->dst_port, path ? path : "/");
+    if (n < 0 || (size_t)n >= sizeof(url))
+        return err_set(errp, EMSGSIZE, "upstream URL too long");
+    c->easy = curl_easy_init();
+    if (!c->easy)
+        return err_set(errp, ENOMEM, "cannot create an upstream transfer");
     CURL *e = c->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* forwarded as received (section 6 step 6) */
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
     if (strcmp(c->method, "HEAD") == 0)
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);

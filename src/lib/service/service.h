@@ -252,6 +252,29 @@ void svc_files_download(struct svc_req *r, struct svm *vm);
 void svc_files_upload(struct svc_req *r, struct svm *vm);
 void svc_files_list(struct svc_req *r, struct svm *vm);
 
+/* ---- svc_stats.c: telemetry reads (docs/telemetry.md) ---- */
+/* GET /vms/{id}/stats: session.db totals (read on the stats worker) plus,
+ * for a Running VM, its writer metrics from capsem-process (op "stats"). */
+void svc_stats_route(struct svc_req *r, struct svm *vm);
+/* GET /vms/{id}/history once the writer was flushed: parses limit, offset,
+ * search, layer (alias kind) and since, and answers. */
+void svc_history_reply(struct svc_req *r, struct svm *vm);
+/* Starts the worker and the 10 s main.db totals refresh of every Running
+ * VM (idempotent; called when a VM process is launched or adopted). */
+void svc_stats_watch(struct svc *s);
+/* Queues the last main.db totals refresh of a VM whose process is gone.
+ * take_files: vm_dir is about to be removed, so its session.db files are
+ * moved aside first and deleted once read. */
+void svc_stats_final(struct svc *s, const char *vm_id, const char *vm_dir, bool take_files);
+/* Joins the worker; queued /stats requests get 503 (call before the HTTP
+ * connections are closed at shutdown). */
+void svc_stats_shutdown(void);
+/* Removes a VM's instance sockets and ready file (after a SIGKILL). */
+void svc_remove_instance_files(struct svm *vm);
+/* svc_asks.c: GET /vms/{id}/asks, POST /vms/{id}/asks/{ask_id} */
+void svc_asks_list(struct svc_req *r, struct svm *vm);
+void svc_asks_resolve(struct svc_req *r, struct svm *vm);
+
 /* ---- svc_ipc.c: async IPC client to capsem-process ---- */
 struct svc_ipc *svc_ipc_new(struct svm *vm, int fd);
 void svc_ipc_free(struct svc_ipc *c);

@@ -19,6 +19,7 @@
 #include "base/utf8.h"
 #include "base/util.h"
 #include "base/uuid.h"
+#include "cli/setup.h"
 #include "service/service.h"
 #include "store/main_db.h"
 #include "vm/disk.h"
@@ -69,6 +70,18 @@ static int write_vm_json(struct svm *vm, const struct asset_version *ver, bool r
     c.files_max_bytes = s->settings.files_max_bytes;
     c.home = s->home;
     c.share_dir = s->share_dir;
+    /* The policy's host lists: @debian from the image, @npm from setup. */
+    const struct asset_rootfs *entry = assets_rootfs_entry(ver, vm->profile);
+    c.apt_hosts = entry->apt_hosts;
+    c.napt_hosts = entry->napt_hosts;
+    char npm_host[256];
+    char *npm_hosts[] = {npm_host};
+    _cleanup_err_ struct err *npm_err = NULL;
+    int have_npm = cli_setup_npm_host(s->home, npm_host, &npm_err);
+    if (have_npm < 0)
+        log_warn("VM %s: the @npm host list is empty: %s", vm->name, err_msg(npm_err));
+    c.npm_hosts = have_npm > 0 ? npm_hosts : NULL;
+    c.nnpm_hosts = have_npm > 0 ? 1 : 0;
     const char *corp = getenv("CAPSEM_CORP_CONFIG");
     c.corp_config = (char *)(corp ? corp : "/etc/capsem/corp.toml");
     c.restore_from = restore ? ckpt : vm->template_ckpt;
@@ -197,6 +210,7 @@ int svc_vm_launch(struct svm *vm, bool restore, svm_up_fn on_up, void *arg, stru
     vm->on_up = on_up;
     vm->on_up_arg = arg;
     vm->connect_tries = 0;
+    svc_stats_watch(s); /* main.db totals every 10 s while it runs */
     if (!vm->connect_ev)
         vm->connect_ev = evtimer_new(s->base, connect_cb, vm);
     struct timeval tv = {0, CONNECT_RETRY_MS * 1000};
@@ -335,6 +349,7 @@ void svc_vm_adopt(struct svm *vm, int fd)
     vm->started_ms = time_mono_ms();
     vm->ipc = svc_ipc_new(vm, fd);
     svc_ipc_call(vm->ipc, json_pack("{s:s}", "op", "status"), NULL, 0, on_status, NULL);
+    svc_stats_watch(vm->svc);
     if (vm->owner_pid > 0 && start_owner_watch(vm) < 0)
         svc_vm_delete(vm, NULL, NULL); /* its owner is already gone */
     log_info("re-adopted VM %s (%s)", vm->name, vm->id);
@@ -369,12 +384,13 @@ static void run_exit_waiters(struct svm *vm)
     }
 }
 
-/* Keeps a crashed ephemeral VM's directory for inspection (newest N kept). */
-static void keep_failed_dir(struct svm *vm);
+/* Keeps a crashed ephemeral VM's directory for inspection (newest N kept);
+ * returns where it is now (caller frees), NULL when it was removed. */
+static char *keep_failed_dir(struct svm *vm);
 
 /* The process removes these itself when it exits cleanly; after a SIGKILL
  * nobody else would. */
-static void remove_instance_files(struct svm *vm)
+void svc_remove_instance_files(struct svm *vm)
 {
     struct svc *s = vm->svc;
     const char *suffixes[] = {".sock", "-ws.sock", ".ready"};
@@ -392,11 +408,14 @@ static void vm_remove(struct svm *vm, bool keep_as_failed)
     if (vm->svc->db)
         main_db_set_status(vm->svc->db, vm->id, keep_as_failed ? "Crashed" : "Deleted",
                            vm->last_error, time_real_ms(), NULL);
-    remove_instance_files(vm);
-    if (keep_as_failed)
-        keep_failed_dir(vm);
-    else
+    svc_remove_instance_files(vm);
+    if (keep_as_failed) {
+        _cleanup_free_ char *kept = keep_failed_dir(vm);
+        svc_stats_final(vm->svc, vm->id, kept, false);
+    } else {
+        svc_stats_final(vm->svc, vm->id, vm->vm_dir, true);
         rm_rf(vm->vm_dir);
+    }
     log_info("VM %s (%s) removed%s", vm->name, vm->id, keep_as_failed ? " (crashed)" : "");
     run_exit_waiters(vm);
     svc_vm_free(vm);
@@ -437,6 +456,15 @@ void svc_vm_on_event(struct svm *vm, json_t *ev)
             vm->last_error = strdup(detail ? detail : vm->exit_reason);
         }
         log_info("VM %s exited: %s %s", vm->name, vm->exit_reason, detail ? detail : "");
+    } else if (strcmp(name, "ask_pending") == 0 || strcmp(name, "ask_resolved") == 0) {
+        /* Held requests show in the service log so a user tailing it sees
+         * what waits for `capsem approve`. */
+        json_t *a = json_object_get(ev, "ask");
+        const char *id = json_string_value(json_object_get(a ? a : ev, "ask_id"));
+        const char *host = json_string_value(json_object_get(a ? a : ev, "host"));
+        const char *st = json_string_value(json_object_get(a ? a : ev, "status"));
+        log_info("VM %s: %s %s %s%s%s", vm->name, name, id ? id : "-", host ? host : "",
+                 st ? " " : "", st ? st : "");
     }
 }
 
@@ -466,7 +494,7 @@ static void persistent_exited(struct svm *vm)
     vm->guest_ready = false;
     svc_ipc_free(vm->ipc);
     vm->ipc = NULL;
-    remove_instance_files(vm);
+    svc_remove_instance_files(vm);
     if (vm->kill_ev)
         event_del(vm->kill_ev);
     struct err *e = NULL;
@@ -476,6 +504,7 @@ static void persistent_exited(struct svm *vm)
     }
     log_info("VM %s is %s%s%s", vm->name, svm_status_name(vm->status),
              vm->last_error ? ": " : "", vm->last_error ? vm->last_error : "");
+    svc_stats_final(vm->svc, vm->id, vm->vm_dir, false); /* main.db totals at stop */
     run_exit_waiters(vm);
 }
 
@@ -483,7 +512,7 @@ void svc_vm_on_disconnect(struct svm *vm)
 {
     if (vm->hidden) {
         vm->on_up = NULL;
-        remove_instance_files(vm);
+        svc_remove_instance_files(vm);
         svc_template_finish(vm);
         return;
     }
@@ -508,7 +537,7 @@ void svc_vm_on_disconnect(struct svm *vm)
     vm_remove(vm, crashed);
 }
 
-static void keep_failed_dir(struct svm *vm)
+static char *keep_failed_dir(struct svm *vm)
 {
     struct svc *s = vm->svc;
     char dst[4096];
@@ -516,11 +545,11 @@ static void keep_failed_dir(struct svm *vm)
              (long long)time(NULL));
     if (rename(vm->vm_dir, dst) < 0) {
         rm_rf(vm->vm_dir);
-        return;
+        return NULL;
     }
     DIR *d = opendir(s->sessions_dir);
     if (!d)
-        return;
+        return strdup(dst);
     char *names[256];
     long long stamps[256];
     size_t n = 0;
@@ -544,6 +573,7 @@ static void keep_failed_dir(struct svm *vm)
         }
         free(names[i]);
     }
+    return access(dst, F_OK) == 0 ? strdup(dst) : NULL;
 }
 
 /* ---------- stop, suspend, delete, persist ---------- */

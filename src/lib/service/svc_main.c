@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "base/log.h"
 #include "base/paths.h"
 #include "base/sockpath.h"
@@ -21,6 +23,7 @@
 #include "config/settings.h"
 #include "service/service.h"
 #include "store/main_db.h"
+#include "tls/ca.h"
 #include "vm/qemu.h"
 
 void svc_settings_defaults(struct svc_settings *s)
@@ -227,6 +230,31 @@ static int init_paths(struct svc *s, struct err **errp)
         mkdir_p(s->sessions_dir, 0700, errp) < 0 || mkdir_p(s->instances_dir, 0700, errp) < 0 ||
         mkdir_p(s->persistent_dir, 0700, errp) < 0)
         return -1;
+    return 0;
+}
+
+/* The per-install MITM CA (network.md section 5): `capsem setup` makes it;
+ * a service started without setup makes it here, so a VM never starts
+ * without one. An existing CA is never replaced (setup --rotate-ca does). */
+static int ensure_ca(struct svc *s, struct err **errp)
+{
+    _cleanup_free_ char *dir = paths_join(s->home, "ca");
+    _cleanup_free_ char *crt = dir ? paths_join(dir, CA_CERT_FILE) : NULL;
+    if (!crt)
+        return err_set(errp, ENOMEM, "out of memory");
+    if (access(crt, F_OK) == 0)
+        return 0;
+    uint8_t rnd[8];
+    char id[2 * sizeof(rnd) + 1];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return err_set(errp, EIO, "no randomness for the CA install id");
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    struct ca *ca = ca_create(dir, id, errp);
+    if (!ca)
+        return -1;
+    ca_free(ca);
+    log_info("created the install CA in %s (capsem MITM CA %s)", dir, id);
     return 0;
 }
 
@@ -446,6 +474,10 @@ int svc_main(int argc, char **argv)
     if (handle_existing(s->uds_path, &exit_code))
         return exit_code;
     load_assets(s);
+    if (ensure_ca(s, &e) < 0) {
+        log_error("install CA: %s", err_msg(e));
+        return 1;
+    }
     _cleanup_free_ char *dbdir = paths_join(s->home, "sessions");
     _cleanup_free_ char *dbpath = dbdir ? paths_join(dbdir, "main.db") : NULL;
     if (!dbpath || mkdir_p(dbdir, 0700, &e) < 0 || main_db_open(dbpath, &s->db, &e) < 0) {
@@ -473,6 +505,7 @@ int svc_main(int argc, char **argv)
     log_info("capsem-service %s listening on %s (accel %s)", CAPSEM_VERSION, s->uds_path,
              s->accel);
     event_base_dispatch(s->base);
+    svc_stats_shutdown();
     svc_templates_abort(s);
     svc_http_close_all(s);
     cleanup_files(s);

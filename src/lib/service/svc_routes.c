@@ -191,26 +191,7 @@ static void route_history(struct svc_req *r, struct svm *vm)
 
 static void history_read(struct svc_req *r, struct svm *vm)
 {
-    char buf[64], search[1024] = "", layer[16] = "all";
-    int64_t limit = 500, offset = 0;
-    if ((svc_query_get(r, "limit", buf, sizeof(buf)) == 0 &&
-         parse_int64(buf, 0, 10000, &limit) < 0) ||
-        (svc_query_get(r, "offset", buf, sizeof(buf)) == 0 &&
-         parse_int64(buf, 0, INT64_MAX, &offset) < 0)) {
-        svc_reply_error(r, 400, "limit must be 0-10000 and offset a non-negative integer");
-        return;
-    }
-    svc_query_get(r, "search", search, sizeof(search));
-    svc_query_get(r, "layer", layer, sizeof(layer));
-    _cleanup_free_ char *db = paths_join(vm->vm_dir, "session.db");
-    json_t *out = NULL;
-    struct err *e = NULL;
-    if (session_db_history(db, limit, offset, search, layer, &out, &e) < 0) {
-        svc_reply_err(r, e);
-        err_free(e);
-        return;
-    }
-    svc_reply_json(r, 200, out);
+    svc_history_reply(r, vm); /* svc_stats.c: every layer, since, search */
 }
 
 /* ---------- create / delete ---------- */
@@ -634,9 +615,11 @@ static void route_profiles(struct svc_req *r)
 
 struct vm_route {
     const char *method;
-    const char *action;
+    const char *action; /* a last segment of "*" stands for any one segment */
     void (*fn)(struct svc_req *r, struct svm *vm);
 };
+
+/* svc_asks.c */
 
 static const struct vm_route vm_routes[] = {
     {"GET", "info", route_info},
@@ -651,12 +634,24 @@ static const struct vm_route vm_routes[] = {
     {"POST", "fork", svc_fork},
     {"GET", "logs", route_logs},
     {"GET", "history", route_history},
+    {"GET", "stats", svc_stats_route},
     {"POST", "files/read", svc_files_read},
     {"POST", "files/write", svc_files_write},
     {"GET", "files/content", svc_files_download},
     {"POST", "files/content", svc_files_upload},
     {"GET", "files/list", svc_files_list},
+    {"GET", "asks", svc_asks_list},
+    {"POST", "asks/*", svc_asks_resolve},
 };
+
+static bool action_matches(const char *pattern, const char *action)
+{
+    size_t n = strlen(pattern);
+    if (n < 2 || strcmp(pattern + n - 2, "/*") != 0)
+        return strcmp(pattern, action) == 0;
+    return strncmp(pattern, action, n - 1) == 0 && action[n - 1] &&
+           !strchr(action + n - 1, '/');
+}
 
 static void dispatch_vm(struct svc_req *r, const char *rest)
 {
@@ -675,7 +670,7 @@ static void dispatch_vm(struct svc_req *r, const char *rest)
     const char *action = slash + 1;
     bool known = false;
     for (size_t i = 0; i < ARRAY_SIZE(vm_routes); i++) {
-        if (strcmp(vm_routes[i].action, action) != 0)
+        if (!action_matches(vm_routes[i].action, action))
             continue;
         known = true;
         if (strcmp(vm_routes[i].method, r->method) != 0)

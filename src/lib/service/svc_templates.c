@@ -294,6 +294,8 @@ void svc_templates_drop_image(struct svc *s, const char *image)
 void svc_templates_abort(struct svc *s)
 {
     for (struct svm *vm = s->vms; vm; vm = vm->next)
-        if (vm->hidden && vm->pid > 0)
-            kill(vm->pid, SIGKILL);
+        if (vm->hidden && vm->pid > 0) {
+            kill(vm->pid, SIGKILL); /* cannot clean up after itself now */
+            svc_remove_instance_files(vm);
+        }
 }

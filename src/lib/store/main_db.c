@@ -228,12 +228,9 @@ int main_db_set_status(struct main_db *db, const char *vm_id, const char *status
     return step_write(db, st, vm_id, true, errp);
 }
 
-int main_db_refresh_totals(struct main_db *db, const char *vm_id, const char *session_db_path,
-                           struct err **errp)
+int main_db_set_totals(struct main_db *db, const char *vm_id, const struct session_db_counters *c,
+                       struct err **errp)
 {
-    struct session_db_counters c;
-    if (session_db_read_counters(session_db_path, &c, errp) < 0)
-        return -1;
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     if (prepare(db,
                 "UPDATE sessions SET net_requests=?2, net_allowed=?3, net_denied=?4,"
@@ -243,17 +240,26 @@ int main_db_refresh_totals(struct main_db *db, const char *vm_id, const char *se
                 " WHERE vm_id=?1",
                 &st, errp) < 0)
         return -1;
-    int64_t v[] = {c.net_requests,      c.net_allowed,    c.net_denied,   c.dns_queries,
-                   c.dns_denied,        c.model_calls,    c.input_tokens, c.output_tokens,
-                   c.cache_read_tokens, c.thinking_tokens};
+    int64_t v[] = {c->net_requests,      c->net_allowed,    c->net_denied,   c->dns_queries,
+                   c->dns_denied,        c->model_calls,    c->input_tokens, c->output_tokens,
+                   c->cache_read_tokens, c->thinking_tokens};
     bind_text_or_null(st, 1, vm_id);
     for (size_t i = 0; i < ARRAY_SIZE(v); i++)
         sqlite3_bind_int64(st, (int)i + 2, v[i]);
-    sqlite3_bind_double(st, 12, c.estimated_cost_usd);
-    sqlite3_bind_int64(st, 13, c.tool_calls);
-    sqlite3_bind_int64(st, 14, c.asks);
+    sqlite3_bind_double(st, 12, c->estimated_cost_usd);
+    sqlite3_bind_int64(st, 13, c->tool_calls);
+    sqlite3_bind_int64(st, 14, c->asks);
     sqlite3_bind_int64(st, 15, (int64_t)time_real_ms());
     return step_write(db, st, vm_id, true, errp);
+}
+
+int main_db_refresh_totals(struct main_db *db, const char *vm_id, const char *session_db_path,
+                           struct err **errp)
+{
+    struct session_db_counters c;
+    if (session_db_read_counters(session_db_path, &c, errp) < 0)
+        return -1;
+    return main_db_set_totals(db, vm_id, &c, errp);
 }
 
 int main_db_delete_session(struct main_db *db, const char *vm_id, struct err **errp)

@@ -62,9 +62,17 @@ int main_db_set_status(struct main_db *db, const char *vm_id, const char *status
 
 /* Copies the counters of the VM's session.db (session_db_read_counters())
  * into its sessions row. A missing session.db counts as all zeros. Unknown
- * vm_id: status 404. */
+ * vm_id: status 404. This reads the whole session.db on the caller's
+ * thread; capsem-service reads on a worker and calls main_db_set_totals(). */
 int main_db_refresh_totals(struct main_db *db, const char *vm_id, const char *session_db_path,
                            struct err **errp);
+
+struct session_db_counters;
+
+/* Stores counters already read (by a worker thread, for instance) in the
+ * VM's sessions row and sets updated_at. Unknown vm_id: status 404. */
+int main_db_set_totals(struct main_db *db, const char *vm_id, const struct session_db_counters *c,
+                       struct err **errp);
 
 /* Removes the VM's row; no row is not an error. */
 int main_db_delete_session(struct main_db *db, const char *vm_id, struct err **errp);

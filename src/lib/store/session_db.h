@@ -200,4 +200,71 @@ struct session_db_counters {
  * all zeros. */
 int session_db_read_counters(const char *path, struct session_db_counters *out, struct err **errp);
 
+/* ---- telemetry reads for the API (docs/telemetry.md "Readers") ---- */
+
+/* History layers, as a bit set; "all" is every layer that has rows. */
+#define SDB_LAYER_EXEC  (1u << 0)
+#define SDB_LAYER_NET   (1u << 1)
+#define SDB_LAYER_DNS   (1u << 2)
+#define SDB_LAYER_MODEL (1u << 3)
+#define SDB_LAYER_TOOL  (1u << 4)
+#define SDB_LAYER_AUDIT (1u << 5) /* accepted; no rows in this version */
+#define SDB_LAYER_ALL                                                                              \
+    (SDB_LAYER_EXEC | SDB_LAYER_NET | SDB_LAYER_DNS | SDB_LAYER_MODEL | SDB_LAYER_TOOL)
+
+/* "all", or a comma-separated list of exec, net, dns, model, tool, audit
+ * ("net,dns"); NULL or "" is all. -1 with status 400 naming the bad word. */
+int session_db_parse_layers(const char *text, unsigned *out, struct err **errp);
+
+/* A `since` value: Unix ms (digits) or RFC 3339 UTC ("2026-11-29T10:00:00Z",
+ * optional fraction, "Z" or "+00:00"). -1 with status 400 otherwise. */
+int session_db_parse_time(const char *text, int64_t *ms, struct err **errp);
+
+struct sdb_history_query {
+    int64_t limit;      /* 0..10000 */
+    int64_t offset;     /* >= 0 */
+    const char *search; /* NULL/"" = none; <= 4 KiB; case-insensitive substring */
+    unsigned layers;    /* SDB_LAYER_* bits; 0 = all */
+    int64_t since_ms;   /* rows with timestamp >= since_ms; 0 = no bound */
+};
+
+/* The GET /vms/{id}/history body for any mix of layers, newest first
+ * (timestamp, then layer name, then id). Exec rows are exactly those of
+ * session_db_history(); net, dns, model and tool rows carry their own
+ * fields (docs/telemetry.md). Every row also has `timestamp_ms` and `id`.
+ * Search matches per layer: exec command; net domain, path, method,
+ * process_name, matched_rule, reason; dns qname, process_name, matched_rule,
+ * reason; model provider, model, process_name; tool tool_name, server_name,
+ * process_name. Bad arguments: status 400. *out is a new reference. */
+int session_db_history_query(const char *path, const struct sdb_history_query *q, json_t **out,
+                             struct err **errp);
+
+/* Everything GET /vms/{id}/stats reports from the file. */
+struct session_db_stats {
+    struct session_db_counters c; /* exactly session_db_read_counters() */
+    int64_t net_error;            /* decision = 'error' */
+    int64_t net_bytes_sent;
+    int64_t net_bytes_received;
+    int64_t dns_allowed;
+    int64_t dns_error;
+    int64_t dns_cache_hits;
+    int64_t cache_write_tokens;
+    int64_t asks_pending; /* asks still waiting for an answer */
+    int64_t exec_count;
+    int64_t gap_rows;    /* telemetry_gaps rows */
+    int64_t gap_dropped; /* sum of their `dropped` */
+};
+
+/* One read transaction; a missing file gives all zeros. */
+int session_db_read_stats(const char *path, struct session_db_stats *out, struct err **errp);
+
+/* The stats as the flat JSON object of GET /vms/{id}/stats (new reference;
+ * NULL on ENOMEM). */
+json_t *session_db_stats_json(const struct session_db_stats *s);
+
+/* Writer metrics as JSON: {depth, bytes, high_water, written, transactions,
+ * gap_rows, txn_p50_us, txn_p99_us, enqueued:{<table>:n}, dropped:{...},
+ * failed:{...}} (new reference; NULL on ENOMEM). */
+json_t *session_db_metrics_json(const struct session_db_metrics *m);
+
 #endif

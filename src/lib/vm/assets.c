@@ -12,6 +12,7 @@
 
 #include "base/paths.h"
 #include "base/util.h"
+#include "policy/policy.h"
 
 #define MANIFEST_MAX (1024u * 1024u)
 
@@ -64,6 +65,44 @@ static int load_file(json_t *j, const char *vdir, struct asset_file *f, const ch
     return f->file && f->path && f->sha256 ? 0 : err_set(errp, ENOMEM, "out of memory");
 }
 
+/* "apt_hosts": optional; an array of at most ASSETS_MAX_APT_HOSTS host names
+ * (or IPv4 literals) that the policy loader would accept, stored normalised.
+ * Anything else refuses the manifest: a host the policy rejects would
+ * otherwise make every policy load of the VM fail. */
+static int load_apt_hosts(json_t *j, const char *ver, struct asset_rootfs *r, struct err **errp)
+{
+    json_t *arr = json_object_get(j, "apt_hosts");
+    if (!arr || json_is_null(arr))
+        return 0;
+    size_t n = json_array_size(arr);
+    if (!json_is_array(arr) || n > ASSETS_MAX_APT_HOSTS)
+        return err_status(errp, 412,
+                          "assets manifest: version %s, rootfs %s: apt_hosts must be an array of "
+                          "at most %d host names",
+                          ver, r->profile, ASSETS_MAX_APT_HOSTS);
+    r->apt_hosts = calloc(n + 1, sizeof(char *));
+    if (!r->apt_hosts)
+        return err_set(errp, ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *h = json_string_value(json_array_get(arr, i));
+        char norm[256];
+        struct err *e = NULL;
+        if (!h || policy_host_normalize(h, strlen(h), norm, sizeof(norm), &e) < 0) {
+            int rc = err_status(errp, 412,
+                                "assets manifest: version %s, rootfs %s: apt_hosts entry %zu is "
+                                "not a host name (%s)",
+                                ver, r->profile, i, e ? err_msg(e) : "not a string");
+            err_free(e);
+            return rc;
+        }
+        r->apt_hosts[i] = strdup(norm);
+        if (!r->apt_hosts[i])
+            return err_set(errp, ENOMEM, "out of memory");
+        r->napt_hosts = i + 1;
+    }
+    return 0;
+}
+
 static int load_version(const char *dir, const char *ver, json_t *j, struct asset_version *v,
                         struct err **errp)
 {
@@ -88,7 +127,7 @@ static int load_version(const char *dir, const char *ver, json_t *j, struct asse
         struct asset_rootfs *r = &v->rootfs[v->nrootfs];
         r->profile = strdup(profile);
         v->nrootfs++;
-        if (load_file(val, vdir, &r->f, profile, errp) < 0)
+        if (load_file(val, vdir, &r->f, profile, errp) < 0 || load_apt_hosts(val, ver, r, errp) < 0)
             return -1;
     }
     return 0;
@@ -151,8 +190,12 @@ void assets_free(struct assets *a)
         free_file(&v->kernel);
         free_file(&v->initrd);
         for (size_t k = 0; k < v->nrootfs; k++) {
-            free(v->rootfs[k].profile);
-            free_file(&v->rootfs[k].f);
+            struct asset_rootfs *r = &v->rootfs[k];
+            free(r->profile);
+            free_file(&r->f);
+            for (size_t h = 0; h < r->napt_hosts; h++)
+                free(r->apt_hosts[h]);
+            free(r->apt_hosts);
         }
     }
     free(a->versions);
@@ -175,12 +218,18 @@ const struct asset_version *assets_find(const struct assets *a, const char *vers
     return NULL;
 }
 
-const struct asset_file *assets_rootfs(const struct asset_version *v, const char *profile)
+const struct asset_rootfs *assets_rootfs_entry(const struct asset_version *v, const char *profile)
 {
     for (size_t i = 0; i < v->nrootfs; i++)
         if (strcmp(v->rootfs[i].profile, profile) == 0)
-            return &v->rootfs[i].f;
+            return &v->rootfs[i];
     return NULL;
+}
+
+const struct asset_file *assets_rootfs(const struct asset_version *v, const char *profile)
+{
+    const struct asset_rootfs *r = assets_rootfs_entry(v, profile);
+    return r ? &r->f : NULL;
 }
 
 int assets_verify(struct assets *a, const struct asset_file *f, struct err **errp)

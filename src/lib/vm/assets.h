@@ -11,6 +11,8 @@
 #include "base/err.h"
 
 #define ASSETS_MAX_PROFILES 16
+/* apt_hosts entries a rootfs may list (the manifest is refused past it). */
+#define ASSETS_MAX_APT_HOSTS 64
 
 struct asset_file {
     char *file;   /* name inside v<version>/ */
@@ -22,6 +24,12 @@ struct asset_file {
 struct asset_rootfs {
     char *profile;
     struct asset_file f;
+    /* The hosts of the image's apt sources (manifest "apt_hosts", absent for
+     * profiles without apt): lowercase host names or IPv4 literals, checked
+     * as the policy loader checks hosts. They fill the `@debian` host list
+     * of the network policy (docs/policy.md "Host lists"). */
+    char **apt_hosts;
+    size_t napt_hosts;
 };
 
 struct asset_version {
@@ -48,6 +56,8 @@ int assets_load(const char *dir, struct assets *a, struct err **errp);
 void assets_free(struct assets *a);
 const struct asset_version *assets_find(const struct assets *a, const char *version);
 const struct asset_file *assets_rootfs(const struct asset_version *v, const char *profile);
+/* The whole rootfs entry of a profile (file and apt hosts), or NULL. */
+const struct asset_rootfs *assets_rootfs_entry(const struct asset_version *v, const char *profile);
 /* Checks size and sha256 (cached). Errors carry status 412. */
 int assets_verify(struct assets *a, const struct asset_file *f, struct err **errp);
 /* Verifies kernel, initrd and the profile's rootfs of a version. */

@@ -68,6 +68,49 @@ static int get_env(json_t *j, struct vm_config *c, struct err **errp)
     return 0;
 }
 
+/* An optional array of at most VM_CONFIG_MAX_HOSTS non-empty strings of at
+ * most 253 bytes (the policy loader checks the names themselves). */
+static int get_hosts(json_t *j, const char *key, char ***out, size_t *nout, struct err **errp)
+{
+    json_t *arr = json_object_get(j, key);
+    size_t n = arr ? json_array_size(arr) : 0;
+    if (arr && !json_is_array(arr))
+        return err_status(errp, 400, "vm config: %s must be an array", key);
+    if (n > VM_CONFIG_MAX_HOSTS)
+        return err_status(errp, 400, "vm config: %s holds %zu hosts (at most %d)", key, n,
+                          VM_CONFIG_MAX_HOSTS);
+    *out = calloc(n + 1, sizeof(char *));
+    if (!*out)
+        return err_set(errp, ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *h = json_string_value(json_array_get(arr, i));
+        if (!h || !*h || strlen(h) > 253)
+            return err_status(errp, 400, "vm config: %s entries must be host names", key);
+        (*out)[i] = strdup(h);
+        if (!(*out)[i])
+            return err_set(errp, ENOMEM, "out of memory");
+        *nout = i + 1;
+    }
+    return 0;
+}
+
+static json_t *hosts_to_json(char *const *hosts, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, json_string(hosts[i]));
+    return arr;
+}
+
+static void free_hosts(char ***hosts, size_t *n)
+{
+    for (size_t i = 0; *hosts && i < *n; i++)
+        free((*hosts)[i]);
+    free(*hosts);
+    *hosts = NULL;
+    *n = 0;
+}
+
 int vm_config_from_json(json_t *j, struct vm_config *c, struct err **errp)
 {
     memset(c, 0, sizeof(*c));
@@ -99,7 +142,9 @@ int vm_config_from_json(json_t *j, struct vm_config *c, struct err **errp)
         get_u64(j, "max_output_bytes", 10u << 20, &c->max_output_bytes, errp) < 0 ||
         get_u32(j, "max_concurrent_execs", 32, &c->max_concurrent_execs, errp) < 0 ||
         get_u64(j, "files_max_bytes", 10u << 20, &c->files_max_bytes, errp) < 0 ||
-        get_env(j, c, errp) < 0) {
+        get_env(j, c, errp) < 0 ||
+        get_hosts(j, "apt_hosts", &c->apt_hosts, &c->napt_hosts, errp) < 0 ||
+        get_hosts(j, "npm_hosts", &c->npm_hosts, &c->nnpm_hosts, errp) < 0) {
         vm_config_free(c);
         return -1;
     }
@@ -151,6 +196,8 @@ json_t *vm_config_to_json(const struct vm_config *c)
     for (size_t i = 0; i < ARRAY_SIZE(extra); i++)
         if (extra[i][1])
             json_object_set_new(j, extra[i][0], json_string(extra[i][1]));
+    json_object_set_new(j, "apt_hosts", hosts_to_json(c->apt_hosts, c->napt_hosts));
+    json_object_set_new(j, "npm_hosts", hosts_to_json(c->npm_hosts, c->nnpm_hosts));
     if (c->restore_from) {
         json_object_set_new(j, "restore_from", json_string(c->restore_from));
         json_object_set_new(j, "restore_keep", json_boolean(c->restore_keep));
@@ -176,4 +223,6 @@ void vm_config_free(struct vm_config *c)
     }
     c->env = NULL;
     c->nenv = 0;
+    free_hosts(&c->apt_hosts, &c->napt_hosts);
+    free_hosts(&c->npm_hosts, &c->nnpm_hosts);
 }

@@ -10,6 +10,9 @@
 
 #include "base/err.h"
 
+/* Hosts in each host list of vm.json (apt_hosts, npm_hosts); more is refused. */
+#define VM_CONFIG_MAX_HOSTS 64
+
 struct vm_config {
     char *id;
     char *name;
@@ -42,6 +45,14 @@ struct vm_config {
     char *corp_config; /* the corp file, "" for none */
     char **env; /* "K=V", NULL-terminated */
     size_t nenv;
+    /* The network policy's host lists (docs/policy.md "Host lists"): the
+     * rootfs's apt hosts from the image manifest (@debian) and the npm
+     * registry host recorded by `capsem setup` (@npm). Each 0..64 host
+     * names, NULL-terminated when loaded; empty when absent from vm.json. */
+    char **apt_hosts;
+    size_t napt_hosts;
+    char **npm_hosts;
+    size_t nnpm_hosts;
 };
 
 int vm_config_load(const char *path, struct vm_config *c, struct err **errp);

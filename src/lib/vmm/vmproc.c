@@ -156,6 +156,13 @@ static int setup(struct vmproc *vp, const char *config_path, struct err **errp)
         log_error("session.db: %s; running without telemetry", err_msg(e));
         err_free(e);
     }
+    if (vp_ai_init(vp, &e) < 0) {
+        log_warn("AI interpreters: %s; model calls are recorded without cost", err_msg(e));
+        err_free(e);
+        e = NULL;
+    }
+    if (vp_net_init(vp, errp) < 0)
+        return -1;
     if (vp_ipc_listen(vp, errp) < 0 || vp_term_listen(vp, errp) < 0)
         return -1;
     vp->sigterm_ev = evsignal_new(vp->base, SIGTERM, signal_cb, vp);
@@ -185,6 +192,7 @@ static void teardown(struct vmproc *vp)
     unlink(vp->cfg.ready_path);
     vp_term_close_all(vp);
     vp_ipc_close_all(vp);
+    vp_net_detach(vp);
     vp_channel_close(vp);
     vp_qmp_free(vp);
 }
@@ -201,6 +209,9 @@ static void free_event(struct event **ev)
 static void vmproc_free(struct vmproc *vp)
 {
     vp_snapshot_free(vp);
+    vp_asks_free(vp);
+    vp_net_free(vp);
+    vp_ai_free(vp);
     if (vp->sdb) {
         struct err *e = NULL;
         if (session_db_close(vp->sdb, &e) < 0)

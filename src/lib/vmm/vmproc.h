@@ -25,6 +25,12 @@ struct qmp;
 struct vp_terminal;
 struct snap_job;
 struct session_db;
+struct proxy;
+struct proxy_hooks;
+struct vp_net;
+struct vp_ai;
+struct vp_asks;
+struct vp_ask;
 
 struct vmproc {
     struct vm_config cfg;
@@ -75,6 +81,13 @@ struct vmproc {
     struct snap_job *snap; /* suspend / pause / restore in progress */
     struct session_db *sdb; /* telemetry: <vm dir>/session.db */
     bool restored;         /* this boot came from a checkpoint */
+    /* the air gap (network.md): policy, TLS, DNS, credentials (vmproc_net.c,
+     * vmproc_dns.c), the MITM proxy, AI interpreters (vmproc_ai.c), asks
+     * (vmproc_ask.c) */
+    struct vp_net *net;
+    struct proxy *proxy;
+    struct vp_ai *ai;
+    struct vp_asks *asks;
     void (*sync_cb)(struct vmproc *vp, bool ok, void *arg);
     void *sync_arg;
 };
@@ -160,5 +173,54 @@ void vp_files_request(struct vmproc *vp, struct vp_conn *c, json_int_t id, json_
 /* ---- vmproc_term.c ---- */
 int vp_term_listen(struct vmproc *vp, struct err **errp);
 void vp_term_close_all(struct vmproc *vp);
+
+/* ---- vmproc_net.c: the air gap ---- */
+/* Loads policy, CA, credentials; makes the TLS context, DNS state and proxy.
+ * Failure is fatal to the VM start (the air gap cannot be half up). */
+int vp_net_init(struct vmproc *vp, struct err **errp);
+void vp_net_free(struct vmproc *vp);
+/* Closes every guest connection and pending decision: call before the
+ * channel (and its streams) goes away. */
+void vp_net_detach(struct vmproc *vp);
+/* A MUX_SVC_NET stream opened by the guest: 0 or a mux reset reason. */
+int vp_net_open(struct vmproc *vp, struct mux_stream *s, const uint8_t *meta, size_t len);
+/* A MUX_SVC_DNS stream opened by the guest (vmproc_dns.c). */
+int vp_dns_open(struct vmproc *vp, struct mux_stream *s, const uint8_t *meta, size_t len);
+/* The guest is up: send CTL_NET_CONFIG (CA, http ports). */
+void vp_net_guest_ready(struct vmproc *vp);
+
+/* ---- vmproc_ai.c: AI interpreters on proxied requests ---- */
+int vp_ai_init(struct vmproc *vp, struct err **errp); /* price table */
+/* Fills the observe_* members of h (h->ctx stays the vmproc). */
+void vp_ai_hooks(struct vmproc *vp, struct proxy_hooks *h);
+void vp_ai_free(struct vmproc *vp);
+
+/* ---- vmproc_ask.c: held decisions (network.md 8.4) ---- */
+struct vp_ask_info {
+    const char *scope;   /* "net" | "model" | "mcp" */
+    const char *host;    /* NULL for mcp */
+    int port;
+    const char *method;
+    const char *path;
+    const char *tool;    /* mcp */
+    const char *rule;    /* "user:x" */
+    const char *reason;  /* the rule's reason or NULL */
+    const char *process; /* guest process name */
+    uint32_t pid;
+    unsigned timeout_s;  /* policy.ask_timeout_s */
+    unsigned max_pending; /* policy.ask_max_pending */
+};
+/* The outcome: approved or not, the policy_decisions status ("approved",
+ * "denied", "timeout", "remembered", "queue_full") and the row id (0 none). */
+typedef void (*vp_ask_fn)(void *arg, bool approved, const char *status, int64_t ask_row_id);
+/* Holds a decision: fn is called exactly once, later, from the loop (never
+ * from inside vp_ask_start), unless vp_ask_cancel() comes first. NULL on
+ * allocation failure. */
+struct vp_ask *vp_ask_start(struct vmproc *vp, const struct vp_ask_info *info, vp_ask_fn fn,
+                            void *arg);
+void vp_ask_cancel(struct vp_ask *a);
+void vp_asks_free(struct vmproc *vp);
+/* IPC ops "asks" and "ask_resolve". */
+void vp_ask_request(struct vmproc *vp, struct vp_conn *c, json_int_t id, json_t *req);
 
 #endif

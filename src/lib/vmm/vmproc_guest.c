@@ -15,6 +15,7 @@
 #include "proto/agent_proto.h"
 #include "proto/tlv.h"
 #include "vmm/vmproc.h"
+#include "vmm/vmproc_net_int.h"
 
 #define CHAN_READ_CHUNK (256u * 1024u)
 
@@ -84,6 +85,7 @@ static void send_boot(struct vmproc *vp)
     tlv_put_str(&b, T_ENV, kv);
     snprintf(kv, sizeof(kv), "CAPSEM_VM_NAME=%s", vp->cfg.name);
     tlv_put_str(&b, T_ENV, kv);
+    vp_creds_boot_env(vp, &b); /* placeholders, before the user's own variables */
     for (size_t i = 0; i < vp->cfg.nenv; i++)
         tlv_put_str(&b, T_ENV, vp->cfg.env[i]);
     tlv_put_u32(&b, T_PERSISTENT, vp->cfg.persistent);
@@ -94,6 +96,24 @@ static void send_boot(struct vmproc *vp)
     if (vp_send_rec(vp->ctl, CTL_BOOT, buf_head(&b), b.len) < 0)
         log_error("boot configuration too large for the control stream");
     buf_free(&b);
+}
+
+static void mark_ready(struct vmproc *vp)
+{
+    vp->state = VP_READY;
+    if (vp->restored)
+        log_info("guest agent answered after the restore");
+    vp->ready_ms = time_mono_ms();
+    log_info("guest ready: agent %s, kernel %s, %llu ms after QEMU start", vp->agent_version,
+             vp->guest_kernel, (unsigned long long)(vp->ready_ms - vp->qemu_start_ms));
+    int fd = open(vp->cfg.ready_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    json_t *ev = json_pack("{s:s, s:I}", "event", "ready", "boot_ms",
+                           (json_int_t)(vp->ready_ms - vp->qemu_start_ms));
+    vp_broadcast_event(vp, ev);
+    json_decref(ev);
+    vp_ready_changed(vp, true, NULL);
 }
 
 static void handle_boot_ok(struct vmproc *vp, const uint8_t *p, size_t len)
@@ -124,21 +144,44 @@ static void handle_boot_ok(struct vmproc *vp, const uint8_t *p, size_t len)
     }
     if (vp->state != VP_BOOTING)
         return;
-    vp->state = VP_READY;
-    if (vp->restored)
-        log_info("guest agent answered after the restore");
-    vp->ready_ms = time_mono_ms();
-    log_info("guest ready: agent %s, kernel %s, guest uptime %llu ms, %llu ms after QEMU start",
-             vp->agent_version, vp->guest_kernel, (unsigned long long)uptime,
-             (unsigned long long)(vp->ready_ms - vp->qemu_start_ms));
-    int fd = open(vp->cfg.ready_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        close(fd);
-    json_t *ev = json_pack("{s:s, s:I}", "event", "ready", "boot_ms",
-                           (json_int_t)(vp->ready_ms - vp->qemu_start_ms));
-    vp_broadcast_event(vp, ev);
-    json_decref(ev);
-    vp_ready_changed(vp, true, NULL);
+    log_info("guest agent up (uptime %llu ms)", (unsigned long long)uptime);
+    if (vp->net) {
+        /* Ready once the guest's network plumbing is up (CTL_NET_OK). */
+        vp_net_guest_ready(vp);
+        return;
+    }
+    mark_ready(vp);
+}
+
+static void handle_net_ok(struct vmproc *vp, const uint8_t *p, size_t len)
+{
+    struct tlv_iter it;
+    tlv_iter_init(&it, p, len);
+    uint16_t tag;
+    const uint8_t *v;
+    size_t n;
+    uint32_t err = 0;
+    char msg[300] = "";
+    while (tlv_next(&it, &tag, &v, &n) == 1) {
+        if (tag == T_ERRNO)
+            tlv_as_u32(v, n, &err);
+        else if (tag == T_MESSAGE)
+            snprintf(msg, sizeof(msg), "%.*s", (int)MIN(n, sizeof(msg) - 1), v);
+    }
+    if (err) {
+        log_error("guest network setup failed: %s (%s)", msg, strerror((int)err));
+        if (vp->state == VP_BOOTING) {
+            vmproc_set_exit(vp, "boot-failed", "guest network setup failed: %s", msg);
+            vp_qemu_kill(vp);
+        }
+        return;
+    }
+    if (vp->net)
+        vp->net->configured = true;
+    if (vp->state == VP_BOOTING)
+        mark_ready(vp);
+    else
+        log_info("guest network configuration updated");
 }
 
 static void handle_event(struct vmproc *vp, const uint8_t *p, size_t len)
@@ -208,6 +251,8 @@ static void ctl_on_data(void *h, const uint8_t *d, size_t len)
             handle_event(vp, p, n);
         else if (type == CTL_SYNC_OK)
             sync_done(vp, true);
+        else if (type == CTL_NET_OK)
+            handle_net_ok(vp, p, n);
         else if (type == CTL_ERROR)
             log_warn("guest control error");
     }
@@ -281,7 +326,12 @@ static void on_ready(void *ctx, uint32_t version)
 
 static int on_open(void *ctx, struct mux_stream *s, uint16_t svc, const uint8_t *meta, size_t n)
 {
-    return MUX_RST_REFUSED; /* the guest opens nothing yet (network streams come later) */
+    struct vmproc *vp = ctx;
+    if (svc == MUX_SVC_NET)
+        return vp_net_open(vp, s, meta, n);
+    if (svc == MUX_SVC_DNS)
+        return vp_dns_open(vp, s, meta, n);
+    return MUX_RST_REFUSED;
 }
 
 static void on_data(void *ctx, struct mux_stream *s, const uint8_t *d, size_t n)

@@ -14,6 +14,7 @@
 #include "base/util.h"
 #include "store/session_db.h"
 #include "vmm/vmproc.h"
+#include "vmm/vmproc_stats.h"
 
 #define CONN_OUT_MAX (IPC_MAX_FRAME * 2u)
 #define MAX_CONNS 64
@@ -204,6 +205,8 @@ static void ready_wait_done(struct vmproc *vp, void *arg, bool ready, const char
     free(w);
 }
 
+/* vmproc_ask.c: IPC ops "asks" and "ask_resolve". */
+
 static void handle_request(struct vp_conn *c, struct ipc_frame *f)
 {
     struct vmproc *vp = c->vp;
@@ -256,6 +259,8 @@ static void handle_request(struct vp_conn *c, struct ipc_frame *f)
         if (vp->sdb)
             session_db_flush(vp->sdb, 2000, NULL);
         vp_reply_ok(&tmp, NULL, NULL, 0);
+    } else if (strcmp(op, "stats") == 0) {
+        vp_stats_request(vp, &tmp, req); /* vmproc_stats.c */
     } else if (strcmp(op, "kill") == 0) {
         vp_reply_ok(&tmp, NULL, NULL, 0);
         vmproc_set_exit(vp, "killed", "deleted on request");
@@ -267,6 +272,9 @@ static void handle_request(struct vp_conn *c, struct ipc_frame *f)
     } else if (str_has_prefix(op, "file_")) {
         reply_detach(&tmp);
         vp_files_request(vp, c, id, req, f);
+    } else if (strcmp(op, "asks") == 0 || strcmp(op, "ask_resolve") == 0) {
+        reply_detach(&tmp);
+        vp_ask_request(vp, c, id, req); /* vmproc_ask.c */
     } else {
         vp_reply_err(&tmp, 400, "unknown operation: %s", op);
     }
