@@ -14,7 +14,6 @@ by message_id."""
 import json
 import os
 import shlex
-import sqlite3
 import textwrap
 import threading
 import uuid
@@ -22,6 +21,7 @@ import uuid
 import pytest
 
 from conftest import wait_for
+from guestdb import rows, sh, wait_rows
 from upstream import TEXT, THINKING, TOKENS, Upstream
 
 HOSTS = ("api.anthropic.com", "api.openai.com", "generativelanguage.googleapis.com")
@@ -211,23 +211,10 @@ def avm(capsem, world):
     capsem.delete(info["id"])
 
 
-def sh(capsem, vm, cmd, timeout_secs=90):
-    return capsem.exec(vm, cmd, timeout_secs=timeout_secs)
 
 
-def rows(capsem, vm, sql, args=()):
-    db = os.path.join(capsem.home, "run", "sessions", vm, "session.db")
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, args)]
-    finally:
-        con.close()
 
 
-def wait_rows(capsem, vm, sql, args=(), what="rows", count=1):
-    return wait_for(lambda: (lambda r: r if len(r) >= count else None)(rows(capsem, vm, sql, args)),
-                    15, what, interval=0.2)
 
 
 def model_row(capsem, vm, message_id):

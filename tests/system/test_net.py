@@ -5,14 +5,13 @@ bad input that ends one connection while another download carries on.
 A local HTTPS server (upstream.py, its own throwaway CA) stands in for the
 world; the user policy points test names at it with upstream overrides."""
 import os
-import sqlite3
 import textwrap
 import threading
-import time
 
 import pytest
 
 from conftest import wait_for
+from guestdb import sh, wait_rows
 from upstream import Upstream
 
 NAMES = ("allowed.test", "other.test", "api.anthropic.com")
@@ -59,22 +58,10 @@ def gvm(capsem, world):
     capsem.delete(info["id"])
 
 
-def sh(capsem, vm, cmd, timeout_secs=60):
-    return capsem.exec(vm, cmd, timeout_secs=timeout_secs)
 
 
-def rows(capsem, vm, sql, args=()):
-    db = os.path.join(capsem.home, "run", "sessions", vm, "session.db")
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, args)]
-    finally:
-        con.close()
 
 
-def wait_rows(capsem, vm, sql, args=(), what="rows"):
-    return wait_for(lambda: rows(capsem, vm, sql, args), 10, what, interval=0.2)
 
 
 @pytest.mark.fast
@@ -97,6 +84,7 @@ def test_curl_python_node_reach_an_allowed_name_with_verification(capsem, gvm, w
                                  "AND decision = 'allowed'")
     assert net[0]["domain"] == "allowed.test" and net[0]["status_code"] == 200
     assert net[0]["matched_rule"] == "user:test-allowed"
+    assert '"content-length"' in net[0]["response_headers"], net[0]["response_headers"]
     # Attribution is best effort within a time budget (slow under TCG): at
     # least some of the three programs must be named, and nothing else.
     names = {r["process_name"] for r in net}
@@ -287,3 +275,27 @@ def test_placeholder_becomes_the_key_only_toward_its_provider(capsem, gvm, world
                            "\"token=$ANTHROPIC_API_KEY\" https://allowed.test/echo")
     assert body["stdout"].endswith("\n403"), body
     assert not [e for e in world.log[before:] if e["path"] == "/echo"]
+
+
+def test_model_scope_rule_decides_on_the_parsed_ai_request(capsem, gvm, world):
+    rule = ('  { id = "no-opus", scope = "model", action = "block", '
+            'expr = \'model.name.startsWith("claude-opus")\', reason = "opus is not for tests" },\n')
+    with open(world.policy_path, "w") as f:
+        f.write(policy_text(world.port, world.ca, extra_rules=rule))
+
+    def post(model):
+        body = '{"model": "%s", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}' % model
+        return sh(capsem, gvm, "curl -s -w '\\n%{http_code}' -H 'content-type: application/json' "
+                               "-H 'anthropic-version: 2023-06-01' "
+                               f"-d '{body}' https://api.anthropic.com/v1/messages")["stdout"]
+    try:
+        wait_for(lambda: post("claude-opus-4-1").endswith("\n403"), 20, "the model rule to apply")
+        before = len(world.log)
+        out = post("claude-opus-4-1")
+        assert "rule: user:no-opus" in out and "opus is not for tests" in out, out
+        assert not world.log[before:], "a blocked model call must not reach the provider"
+        ok = post("claude-sonnet-4-5")
+        assert ok.endswith("\n200"), ok
+    finally:
+        with open(world.policy_path, "w") as f:
+            f.write(policy_text(world.port, world.ca))

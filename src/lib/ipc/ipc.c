@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,4 +168,22 @@ int ipc_call(int fd, json_t *req, const struct ipc_blob *blobs, size_t nblobs,
     }
     buf_free(&in);
     return -1;
+}
+
+const char *ipc_json_enum(json_t *obj, const char *field, const char *const *allowed, size_t n,
+                          const char *def, struct err **errp)
+{
+    json_t *v = json_object_get(obj, field);
+    if ((!v || json_is_null(v)) && def)
+        return def;
+    const char *s = json_string_value(v);
+    for (size_t i = 0; s && i < n; i++)
+        if (strcmp(s, allowed[i]) == 0)
+            return allowed[i];
+    char list[256] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+                 allowed[i]);
+    err_status(errp, 400, "%s must be one of: %s", field, list);
+    return NULL;
 }

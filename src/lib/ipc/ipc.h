@@ -50,4 +50,11 @@ void ipc_frame_clear(struct ipc_frame *f);
 int ipc_call(int fd, json_t *req, const struct ipc_blob *blobs, size_t nblobs,
              struct ipc_frame *resp, int timeout_ms, struct err **errp);
 
+/* The string value of obj[field] when it is one of allowed[0..n) (returns
+ * that static entry); def when the field is absent or null (def may be NULL:
+ * then absent is an error); else NULL with a 400 "field must be one of: ..."
+ * in errp. For request bodies on both sides of the API. */
+const char *ipc_json_enum(json_t *obj, const char *field, const char *const *allowed, size_t n,
+                          const char *def, struct err **errp);
+
 #endif

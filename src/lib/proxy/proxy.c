@@ -52,6 +52,11 @@ struct curlev *proxy_curl(struct proxy *p)
     return p->curl;
 }
 
+struct event_base *proxy_base(struct proxy *p)
+{
+    return p->base;
+}
+
 const struct proxy_hooks *proxy_hooks(struct proxy *p)
 {
     return &p->hooks;
@@ -72,6 +77,7 @@ unsigned proxy_conn_count(const struct proxy *p)
 static void pconn_destroy(struct pconn *c)
 {
     pconn_upstream_free(c);
+    pconn_ws_free(c);
     if (c->ssl)
         SSL_free(c->ssl); /* frees both BIOs */
     http1_parser_free(c->parser);
@@ -208,6 +214,7 @@ void pconn_close(struct pconn *c, bool graceful)
     if (c->state == PC_DEAD)
         return;
     pconn_upstream_free(c);
+    pconn_ws_free(c);
     if (!graceful || !c->s) {
         if (c->s)
             mux_stream_reset(c->s, MUX_RST_CANCEL);
@@ -394,7 +401,30 @@ static bool can_feed(struct pconn *c)
 {
     if (c->state == PC_HEAD)
         return true;
-    return c->state == PC_BODY && c->body.len < PROXY_BODY_BUF;
+    if (c->state == PC_WS)
+        return pconn_ws_can_take(c);
+    return c->state == PC_BODY && c->body.len < (c->holding ? PROXY_HOLD_MAX : PROXY_BODY_BUF);
+}
+
+/* Guest plaintext to whoever takes it now: the WebSocket splice or the
+ * HTTP parser. */
+static void deliver_plain(struct pconn *c, const uint8_t *data, size_t len)
+{
+    if (c->state == PC_WS)
+        pconn_ws_guest_data(c, data, len);
+    else
+        pconn_feed_plain(c, data, len);
+}
+
+/* In the splice the guest's end of stream counts once every byte before it
+ * was handed over (TLS: nothing left undecrypted or unread). */
+static void ws_check_guest_eof(struct pconn *c)
+{
+    if (c->state != PC_WS || !c->guest_fin || c->pending.len > 0 || c->plain.len > 0)
+        return;
+    if (c->tls && c->ssl && (SSL_pending(c->ssl) > 0 || BIO_ctrl_pending(c->rbio) > 0))
+        return;
+    pconn_ws_guest_eof(c);
 }
 
 /* Moves guest bytes through TLS (if any) into the HTTP parser while the
@@ -407,7 +437,7 @@ static void feed_leftover(struct pconn *c)
         return;
     struct buf tmp = c->plain;
     buf_init(&c->plain, tmp.max);
-    pconn_feed_plain(c, buf_head(&tmp), tmp.len);
+    deliver_plain(c, buf_head(&tmp), tmp.len);
     buf_free(&tmp);
 }
 
@@ -450,9 +480,10 @@ static void process_input(struct pconn *c)
         buf_consume(&c->pending, n);
         if (c->s)
             mux_stream_consumed(c->s, n);
-        pconn_feed_plain(c, tmp, n);
+        deliver_plain(c, tmp, n);
     }
     pconn_pump_tls(c);
+    ws_check_guest_eof(c);
 }
 
 /* TLS plaintext that OpenSSL already decrypted but we did not read yet. */
@@ -464,7 +495,7 @@ void pconn_pump_tls(struct pconn *c)
     while (can_feed(c)) {
         int n = SSL_read(c->ssl, tmp, sizeof(tmp));
         if (n > 0) {
-            pconn_feed_plain(c, tmp, (size_t)n);
+            deliver_plain(c, tmp, (size_t)n);
             continue;
         }
         int err = SSL_get_error(c->ssl, n);
@@ -520,6 +551,7 @@ static void on_fin(void *h)
             pconn_close(c, false);
         }
     }
+    ws_check_guest_eof(c);
     /* PC_RESPONSE: finish the response, then close (request_done sees guest_fin). */
 }
 
@@ -530,7 +562,7 @@ static void on_reset(void *h, uint32_t reason)
         mux_stream_release(c->s);
         c->s = NULL;
     }
-    if (c->state != PC_CLOSING && c->state != PC_DEAD)
+    if (c->state != PC_CLOSING && c->state != PC_DEAD && c->state != PC_WS)
         proxy_record(c, "connection", 0, "error", "-", "client_aborted",
                      mux_reset_reason_name(reason));
     pconn_close(c, false);
@@ -542,6 +574,8 @@ static void on_writable(void *h)
     pconn_flush(c);
     if (c->resp_paused && pconn_room(c) > 0)
         pconn_upstream_resume(c);
+    if (c->state == PC_WS)
+        pconn_ws_guest_writable(c);
 }
 
 static const struct hstream_ops pconn_ops = {
@@ -648,6 +682,9 @@ void proxy_record(struct pconn *c, const char *conn_type, int status, const char
                              .reason = reason,
                              .error_detail = detail,
                              .upstream_http_version = c->upstream_version,
+                             .response_headers = have_req && c->resp_head.len
+                                                     ? (const char *)buf_head(&c->resp_head)
+                                                     : NULL,
                              .dec = have_req ? &c->dec : NULL,
                              .ask_id = have_req ? c->dec.ask_id : 0};
     int64_t row = h->record ? h->record(h->ctx, &ev) : 0;

@@ -66,6 +66,7 @@ struct proxy_decision {
     char resolve[300];      /* pinned address for the host ("host:port:ip"), or "" */
     char credential_provider[16]; /* whose secret is substituted, or "" */
     int64_t ask_id;               /* policy_decisions row when an ask decided, else 0 */
+    bool hold_body; /* buffer the whole body and call decide_body before going upstream */
     struct proxy_subst subst[PROXY_MAX_SUBST];
     size_t nsubst;
     char target_rewrite[8192]; /* forwarded request target when not "" (query key) */
@@ -127,6 +128,12 @@ struct proxy_hooks {
      * the chunk, else fills reason (a section 7 code) and text, and the
      * proxy aborts the request (403 when no response started, else close);
      * vet_end frees the state. */
+    /* Required when decide sets hold_body: the whole request body (<= 64 MiB,
+     * else the proxy answers 413) before anything goes upstream (model-scope
+     * rules on AI requests, network.md 6 step 10). d holds the decision so
+     * far; same return convention as decide (1: proxy_decided() later). */
+    int (*decide_body)(void *ctx, const struct proxy_request *r, const uint8_t *body, size_t len,
+                       struct proxy_decision *d);
     void *(*vet_start)(void *ctx, const struct proxy_request *r);
     int (*vet)(void *state, const uint8_t *p, size_t n, char reason[48], char text[512]);
     void (*vet_end)(void *state);

@@ -12,6 +12,8 @@
 
 /* Bytes of request body buffered for curl before credit stops flowing. */
 #define PROXY_BODY_BUF (256u * 1024u)
+/* A body held whole for decide_body (network.md section 14: AI request body). */
+#define PROXY_HOLD_MAX (64u << 20)
 /* Plaintext response bytes queued toward the guest before curl is paused. */
 #define PROXY_OUT_HIGH (192u * 1024u)
 #define PROXY_CLIENT_HELLO_MAX (16u * 1024u)
@@ -23,6 +25,7 @@ enum pconn_state {
     PC_DECIDE,    /* the head is read; the decision is pending (ask, DNS) */
     PC_BODY,      /* forwarding a request body */
     PC_RESPONSE,  /* waiting for / streaming the upstream response */
+    PC_WS,        /* a WebSocket upgrade: upstream leg, then the splice (proxy_ws.c) */
     PC_CLOSING,   /* flushing a final response, then FIN */
     PC_DEAD,
 };
@@ -64,6 +67,8 @@ struct pconn {
     uint64_t req_started_ms;
     struct proxy_decision dec;
     bool deciding;        /* decide() answered "later": waiting for proxy_decided() */
+    bool holding;         /* the body is being buffered whole for decide_body */
+    bool body_phase;      /* the pending decision is decide_body's */
     void *obs;            /* observer of this request (hooks->observe_*), or NULL */
     void *vet;            /* body vetting state (hooks->vet_*), or NULL */
     /* upstream */
@@ -88,6 +93,8 @@ struct pconn {
     int64_t ttfb_ms;
     /* timers */
     struct event *timer;
+    /* WebSocket upgrade (proxy_ws.c), NULL otherwise */
+    struct pws *ws;
 };
 
 /* proxy.c */
@@ -102,6 +109,7 @@ void pconn_pump_tls(struct pconn *c);
 /* Request state accepts input again: process buffered guest bytes. */
 void pconn_resume_input(struct pconn *c);
 struct curlev *proxy_curl(struct proxy *p);
+struct event_base *proxy_base(struct proxy *p);
 const struct proxy_hooks *proxy_hooks(struct proxy *p);
 /* The live connection with this id, or NULL. */
 struct pconn *proxy_find_conn(struct proxy *p, uint64_t conn_id);
@@ -122,5 +130,19 @@ int pconn_upstream_start(struct pconn *c, struct err **errp);
 void pconn_upstream_body(struct pconn *c);
 void pconn_upstream_resume(struct pconn *c);
 void pconn_upstream_free(struct pconn *c);
+
+/* proxy_ws.c: WebSocket upgrades (network.md section 6 step 13) */
+/* After an allow: dial the upstream, send the head, answer; sets PC_WS. */
+void pconn_ws_start(struct pconn *c);
+/* The splice takes guest plaintext now (101 seen, upstream queue not full). */
+bool pconn_ws_can_take(const struct pconn *c);
+/* Guest plaintext for the upstream (only while pconn_ws_can_take). */
+void pconn_ws_guest_data(struct pconn *c, const uint8_t *data, size_t len);
+/* The guest ended its stream; every byte before it was handed over. */
+void pconn_ws_guest_eof(struct pconn *c);
+/* The guest's queue has room again: resume reading the upstream. */
+void pconn_ws_guest_writable(struct pconn *c);
+/* Writes the row if none was written, closes the upstream leg (NULL-safe). */
+void pconn_ws_free(struct pconn *c);
 
 #endif

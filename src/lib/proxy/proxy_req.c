@@ -175,6 +175,49 @@ static void on_head(struct pconn *c)
     after_decision(c);
 }
 
+/* Starts the upstream leg; false when it failed (answered 502). */
+static bool start_upstream(struct pconn *c)
+{
+    struct err *e = NULL;
+    if (pconn_upstream_start(c, &e) < 0) {
+        pconn_reply(c, 502, "upstream_connect", c->dec.rule, err_msg(e));
+        err_free(e);
+        return false;
+    }
+    return true;
+}
+
+/* decide_body answered for a held body: refuse, or send it all upstream. */
+static void after_body_decision(struct pconn *c)
+{
+    c->body_phase = false;
+    if (c->dec.action != PROXY_ALLOW) {
+        pconn_reply(c, c->dec.status ? c->dec.status : 403, c->dec.reason, c->dec.rule,
+                    c->dec.text);
+        return;
+    }
+    if (!start_upstream(c))
+        return;
+    c->state = PC_RESPONSE;
+    c->body_done = true;
+    pconn_upstream_body(c);
+}
+
+/* The held body is complete. */
+static void held_body_done(struct pconn *c)
+{
+    const struct proxy_hooks *h = proxy_hooks(c->p);
+    c->holding = false;
+    c->body_done = true;
+    c->body_phase = true;
+    if (h->decide_body(h->ctx, &c->req, buf_head(&c->body), c->body.len, &c->dec) == 1) {
+        c->state = PC_DECIDE;
+        c->deciding = true;
+        return;
+    }
+    after_body_decision(c);
+}
+
 /* The decision for the current head is in c->dec: answer or go upstream. */
 static void after_decision(struct pconn *c)
 {
@@ -185,8 +228,8 @@ static void after_decision(struct pconn *c)
         return;
     }
     if (c->req.websocket) {
-        pconn_reply(c, 501, "unsupported", c->dec.rule,
-                    "WebSocket upgrades are not supported by this version");
+        event_del(c->timer);
+        pconn_ws_start(c); /* the upstream leg, then the splice (proxy_ws.c) */
         return;
     }
     const struct proxy_hooks *h = proxy_hooks(c->p);
@@ -194,12 +237,20 @@ static void after_decision(struct pconn *c)
         c->obs = h->observe_start(h->ctx, &c->req, &c->dec);
     if (h->vet_start && r->body != HTTP1_BODY_EMPTY)
         c->vet = h->vet_start(h->ctx, &c->req);
-    struct err *e = NULL;
-    if (pconn_upstream_start(c, &e) < 0) {
-        pconn_reply(c, 502, "upstream_connect", c->dec.rule, err_msg(e));
-        err_free(e);
+    if (c->dec.hold_body && h->decide_body && r->body != HTTP1_BODY_EMPTY) {
+        /* The whole body first, then decide_body, then upstream. */
+        c->holding = true;
+        c->body.max = PROXY_HOLD_MAX + 64 * 1024;
+        if (r->expect == HTTP1_EXPECT_CONTINUE) {
+            const char *cont = "HTTP/1.1 100 Continue\r\n\r\n";
+            pconn_output_plain(c, cont, strlen(cont));
+        }
+        c->state = PC_BODY;
+        event_del(c->timer);
         return;
     }
+    if (!start_upstream(c))
+        return;
     if (r->expect == HTTP1_EXPECT_CONTINUE) {
         const char *cont = "HTTP/1.1 100 Continue\r\n\r\n";
         pconn_output_plain(c, cont, strlen(cont));
@@ -218,6 +269,10 @@ void proxy_decided(struct proxy *p, uint64_t conn_id, uint32_t request_seq,
         return;
     c->deciding = false;
     c->dec = *d;
+    if (c->body_phase) {
+        after_body_decision(c);
+        return; /* the body is all in: nothing more to read for this request */
+    }
     c->state = PC_HEAD; /* after_decision moves on from the head */
     after_decision(c);
     if (c->state == PC_BODY || c->state == PC_RESPONSE) {
@@ -260,6 +315,11 @@ void pconn_feed_plain(struct pconn *c, const uint8_t *data, size_t len)
             const uint8_t *b = http1_parser_body(c->parser, &n);
             if (c->vet && vet_refused(c, b, n))
                 return;
+            if (c->holding && c->body.len + n > PROXY_HOLD_MAX) {
+                pconn_reply(c, 413, "body_too_large", c->dec.rule,
+                            "an AI request body is limited to 64 MiB");
+                return;
+            }
             buf_append(&c->body, b, n);
             c->bytes_up += n;
             if (c->obs && proxy_hooks(c->p)->observe_request_body)
@@ -274,6 +334,8 @@ void pconn_feed_plain(struct pconn *c, const uint8_t *data, size_t len)
         }
         if (ev == HTTP1_HEAD) {
             on_head(c);
+        } else if (ev == HTTP1_DONE && c->holding) {
+            held_body_done(c);
         } else if (ev == HTTP1_DONE) {
             c->body_done = true;
             if (c->state == PC_BODY)
@@ -334,7 +396,9 @@ void pconn_request_done(struct pconn *c)
     c->req.method = NULL;
     c->head_sent = false;
     c->body_done = false;
+    c->holding = c->body_phase = false;
     buf_reset(&c->body);
+    c->body.max = PROXY_BODY_BUF + 16 * 1024; /* as at connection start */
     buf_reset(&c->resp_head);
     pconn_arm_timer(c, proxy_limits(c->p)->idle_ms);
     pconn_resume_input(c);

@@ -414,26 +414,6 @@ static int ask_id_from_path(const char *path, char out[ASK_ID_MAX + 1], struct e
     return 0;
 }
 
-/* One of `allowed` for body field `field` (def when absent), else NULL with
- * a 400 message in errp. */
-static const char *body_enum(json_t *body, const char *field, const char *const *allowed, size_t n,
-                             const char *def, struct err **errp)
-{
-    json_t *v = json_object_get(body, field);
-    if ((!v || json_is_null(v)) && def)
-        return def;
-    const char *s = json_string_value(v);
-    for (size_t i = 0; s && i < n; i++)
-        if (strcmp(s, allowed[i]) == 0)
-            return allowed[i];
-    char list[128] = "";
-    for (size_t i = 0; i < n; i++)
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
-                 allowed[i]);
-    err_status(errp, 400, "%s must be one of: %s", field, list);
-    return NULL;
-}
-
 void svc_asks_resolve(struct svc_req *r, struct svm *vm)
 {
     static const char *const decisions[] = {"approve", "deny"};
@@ -447,9 +427,9 @@ void svc_asks_resolve(struct svc_req *r, struct svm *vm)
     }
     j->r = r;
     if (ask_id_from_path(r->path, j->ask_id, &e) < 0 ||
-        !(j->decision = body_enum(r->json, "decision", decisions, 2, NULL, &e)) ||
-        !(j->remember = body_enum(r->json, "remember", remembers, 3, "once", &e)) ||
-        !(j->resolver = body_enum(r->json, "resolver", resolvers, 3, "api", &e))) {
+        !(j->decision = ipc_json_enum(r->json, "decision", decisions, 2, NULL, &e)) ||
+        !(j->remember = ipc_json_enum(r->json, "remember", remembers, 3, "once", &e)) ||
+        !(j->resolver = ipc_json_enum(r->json, "resolver", resolvers, 3, "api", &e))) {
         svc_reply_err(r, e);
         err_free(e);
         free(j);

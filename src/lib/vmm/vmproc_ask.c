@@ -671,24 +671,17 @@ static void op_list(struct vmproc *vp, struct vp_reply *r, json_t *req)
     vp_reply_ok(r, json_pack("{s:o}", "asks", arr), NULL, 0);
 }
 
-/* Checks `field` of req against a list; returns the match (static) or NULL
- * with a 400 reply. def (may be NULL) applies when the field is absent. */
+/* One of `allowed` for `field` of req, else NULL after a 400 reply. */
 static const char *enum_arg(struct vp_reply *r, json_t *req, const char *field,
                             const char *const *allowed, size_t n, const char *def)
 {
-    json_t *v = json_object_get(req, field);
-    if (!v && def)
-        return def;
-    const char *s = json_string_value(v);
-    for (size_t i = 0; s && i < n; i++)
-        if (strcmp(s, allowed[i]) == 0)
-            return allowed[i];
-    char list[128] = "";
-    for (size_t i = 0; i < n; i++)
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
-                 allowed[i]);
-    vp_reply_err(r, 400, "%s must be one of: %s", field, list);
-    return NULL;
+    struct err *e = NULL;
+    const char *v = ipc_json_enum(req, field, allowed, n, def, &e);
+    if (!v) {
+        vp_reply_err(r, 400, "%s", err_msg(e));
+        err_free(e);
+    }
+    return v;
 }
 
 static void op_resolve(struct vmproc *vp, struct vp_reply *r, json_t *req)

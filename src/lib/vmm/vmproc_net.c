@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ai/interp.h"
 #include "base/log.h"
 #include "base/paths.h"
 #include "base/util.h"
@@ -148,6 +149,7 @@ struct net_hold {
     struct vp_ask *ask;
     struct dns_lookup *lookup;
     uint64_t ask_started_ms;
+    bool model_phase; /* an ask on a model-scope rule: approval needs no dial */
 };
 
 static void block(struct proxy_decision *d, int status, const char *reason, const char *rule,
@@ -302,6 +304,10 @@ static void ask_done(void *arg, bool approved, const char *status, int64_t row)
     struct net_hold *h = arg;
     h->ask = NULL;
     h->d.ask_id = row;
+    if (approved && h->model_phase) {
+        hold_finish(h); /* the dial address was settled by the net phase */
+        return;
+    }
     if (!approved) {
         const char *code = strcmp(status, "timeout") == 0      ? "ask_timeout"
                            : strcmp(status, "queue_full") == 0 ? "ask_queue_full"
@@ -352,6 +358,9 @@ static int decide(void *ctx, const struct proxy_request *r, struct proxy_decisio
 
     enum policy_action act = policy_eval_http(h->pol, &pr, &h->pd);
     str_copy(h->d.rule, sizeof(h->d.rule), h->pd.rule ? h->pd.rule : "-");
+    /* AI requests are held whole for the model-scope rules (6 step 10). */
+    struct ai_endpoint ep;
+    h->d.hold_body = ai_detect(r->host, r->method, npath, r->query, &ep);
     int rc = 0;
     /* Credentials before anything leaves (network.md 6 step 8): misuse is
      * refused even where the policy would allow or ask. */
@@ -393,6 +402,105 @@ static int decide(void *ctx, const struct proxy_request *r, struct proxy_decisio
     return 0;
 }
 
+/* model scope (network.md 8.3, 6 step 10): the parsed AI request decides
+ * after the net layer allowed it. */
+static int decide_body(void *ctx, const struct proxy_request *r, const uint8_t *body, size_t len,
+                       struct proxy_decision *d)
+{
+    struct vmproc *vp = ctx;
+    char npath[8200];
+    if (policy_path_normalize(r->path, strlen(r->path), npath, sizeof(npath)) < 0)
+        return 0; /* cannot be an interpreted endpoint then: the net decision stands */
+    struct ai_endpoint ep;
+    if (!ai_detect(r->host, r->method, npath, r->query, &ep))
+        return 0;
+    struct ai_request *areq = NULL;
+    struct err *e = NULL;
+    if (ai_request_parse(&ep, body, len, NULL, &areq, &e) < 0) {
+        err_free(e); /* not our JSON to judge: model fields stay absent */
+        areq = NULL;
+    }
+    struct net_hold *h = calloc(1, sizeof(*h));
+    if (!h) {
+        ai_request_free(areq);
+        block(d, 403, "policy_error", "-", "out of memory");
+        return 0;
+    }
+    h->vp = vp;
+    h->conn_id = r->conn_id;
+    h->seq = r->request_seq;
+    h->pol = vp_net_policy(vp);
+    h->d = *d;
+    h->model_phase = true;
+    str_copy(h->host, sizeof(h->host), r->host);
+    h->port = r->port;
+    struct policy_request pr = {0};
+    pr.http.host = r->host;
+    pr.http.port = r->port;
+    pr.http.has_port = true;
+    pr.http.scheme = r->scheme;
+    pr.http.method = r->method;
+    pr.http.path = npath;
+    pr.http.query = r->query;
+    pr.http.sni = r->sni;
+    pr.http.headers = r->headers;
+    pr.http.nheaders = r->nheaders;
+    pr.conn.dst_ip = r->dst_ip;
+    pr.conn.has_dst_ip = true;
+    pr.conn.dst_port = r->dst_port;
+    pr.conn.has_dst_port = true;
+    vp_net_fill_identity(vp, &pr, r->comm, r->exe, r->pid);
+    pr.model.provider = ep.provider;
+    pr.model.protocol = ep.protocol_name;
+    if (areq) {
+        pr.model.name = areq->model;
+        pr.model.stream = areq->stream;
+        pr.model.has_stream = true;
+        pr.model.max_tokens = areq->max_tokens;
+        pr.model.has_max_tokens = areq->max_tokens != AI_NULL;
+        pr.model.messages_count = areq->messages_count;
+        pr.model.has_messages_count = areq->messages_count != AI_NULL;
+        pr.model.tools = (const char *const *)areq->tools;
+        pr.model.ntools = areq->n_tools;
+        pr.model.has_tools = true;
+    } else if (ep.url_model[0]) {
+        pr.model.name = ep.url_model;
+    }
+    enum policy_action act = policy_eval_model(h->pol, &pr, &h->pd);
+    int rc = 0;
+    if (act == POLICY_BLOCK) {
+        block_from_policy(&h->d, &h->pd, NULL, h->host, h->port);
+    } else if (act == POLICY_ASK) {
+        const struct policy_settings *st = policy_settings(h->pol);
+        struct vp_ask_info ai = {.scope = "model",
+                                 .host = h->host,
+                                 .port = h->port,
+                                 .method = r->method,
+                                 .path = npath,
+                                 .rule = h->pd.rule,
+                                 .reason = h->pd.reason,
+                                 .process = r->comm,
+                                 .pid = r->pid,
+                                 .timeout_s = (unsigned)st->ask_timeout_s,
+                                 .max_pending = (unsigned)st->ask_max_pending};
+        h->ask = vp_ask_start(vp, &ai, ask_done, h);
+        if (h->ask)
+            rc = 1;
+        else
+            block_from_policy(&h->d, &h->pd, "ask_queue_full", h->host, h->port);
+    }
+    ai_request_free(areq);
+    if (rc == 1) {
+        h->next = vp->net->holds;
+        vp->net->holds = h;
+        return 1;
+    }
+    if (act == POLICY_BLOCK)
+        *d = h->d;
+    hold_free(h);
+    return 0;
+}
+
 static void cancel(void *ctx, uint64_t conn_id, uint32_t seq)
 {
     struct vmproc *vp = ctx;
@@ -429,37 +537,75 @@ static const char *name_for_ip(void *ctx, uint32_t ip)
 
 /* ---------- telemetry ---------- */
 
-/* A compact JSON summary of request headers for the row (network.md 11):
- * verbatim values only for a fixed list of harmless headers. */
-static char *headers_json(struct vmproc *vp, const struct proxy_request *r)
+static const char *const verbatim_headers[] = {
+    "accept",            "content-type", "content-length", "content-encoding",
+    "transfer-encoding", "host",         "user-agent",     "server",
+    "date",              "cache-control", "location",      "retry-after",
+    "x-request-id",      "request-id"};
+
+/* Adds one header to a network.md 11 summary: verbatim values only for a
+ * fixed list of harmless headers, others hashed (or [redacted]). */
+static void summary_add(struct vmproc *vp, json_t *obj, const char *nm, size_t nlen,
+                        const char *value)
 {
-    static const char *const verbatim[] = {
-        "accept",            "content-type", "content-length", "content-encoding",
-        "transfer-encoding", "host",         "user-agent",     "server",
-        "date",              "cache-control", "location",      "retry-after",
-        "x-request-id",      "request-id"};
-    json_t *obj = json_object();
-    for (size_t i = 0; r && i < r->nheaders; i++) {
-        const struct http1_header *h = &r->headers[i];
-        char name[128];
-        size_t n = MIN(h->name_len, sizeof(name) - 1);
-        for (size_t k = 0; k < n; k++)
-            name[k] = (char)(h->name[k] >= 'A' && h->name[k] <= 'Z' ? h->name[k] + 32 : h->name[k]);
-        name[n] = '\0';
-        bool keep = false;
-        for (size_t k = 0; k < ARRAY_SIZE(verbatim); k++)
-            keep = keep || strcmp(name, verbatim[k]) == 0;
-        char red[160];
-        const char *val = keep ? h->value : "[redacted]";
-        if (!keep && vp_creds_redact(vp, name, h->value, red, sizeof(red)) >= 0)
-            val = red;
-        json_object_set_new(obj, name, json_stringn_nocheck(val, strlen(val)));
-    }
-    char *s = json_dumps(obj, JSON_COMPACT);
+    char name[128];
+    size_t n = MIN(nlen, sizeof(name) - 1);
+    for (size_t k = 0; k < n; k++)
+        name[k] = (char)(nm[k] >= 'A' && nm[k] <= 'Z' ? nm[k] + 32 : nm[k]);
+    name[n] = '\0';
+    bool keep = false;
+    for (size_t k = 0; k < ARRAY_SIZE(verbatim_headers); k++)
+        keep = keep || strcmp(name, verbatim_headers[k]) == 0;
+    char red[160];
+    const char *val = keep ? value : "[redacted]";
+    if (!keep && vp_creds_redact(vp, name, value, red, sizeof(red)) >= 0)
+        val = red;
+    json_object_set_new(obj, name, json_stringn_nocheck(val, strlen(val)));
+}
+
+static char *summary_dump(json_t *obj)
+{
+    char *s = json_object_size(obj) ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (s && strlen(s) > 8192)
         s[8192] = '\0';
     return s;
+}
+
+static char *headers_json(struct vmproc *vp, const struct proxy_request *r)
+{
+    json_t *obj = json_object();
+    for (size_t i = 0; r && i < r->nheaders; i++)
+        summary_add(vp, obj, r->headers[i].name, r->headers[i].name_len, r->headers[i].value);
+    return summary_dump(obj);
+}
+
+/* The upstream head as the proxy kept it: status line, then field lines. */
+static char *response_headers_json(struct vmproc *vp, const char *raw)
+{
+    if (!raw)
+        return NULL;
+    json_t *obj = json_object();
+    const char *line = strchr(raw, '\n');
+    while (line && *++line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len && line[len - 1] == '\r')
+            len--;
+        const char *colon = memchr(line, ':', len);
+        if (colon && colon > line && len < 16384) {
+            char value[16384];
+            const char *v = colon + 1;
+            while (v < line + len && (*v == ' ' || *v == '\t'))
+                v++;
+            size_t vlen = (size_t)(line + len - v);
+            memcpy(value, v, vlen);
+            value[vlen] = '\0';
+            summary_add(vp, obj, line, (size_t)(colon - line), value);
+        }
+        line = end;
+    }
+    return summary_dump(obj);
 }
 
 /* "user:no-push" -> source "user", id "no-push". */
@@ -485,6 +631,7 @@ static int64_t record(void *ctx, const struct proxy_event *ev)
     struct in_addr a = {.s_addr = htonl(r ? r->dst_ip : 0)};
     inet_ntop(AF_INET, &a, dst, sizeof(dst));
     _cleanup_free_ char *hdrs = headers_json(vp, r);
+    _cleanup_free_ char *rhdrs = response_headers_json(vp, ev->response_headers);
     const char *cred = ev->dec && ev->dec->credential_provider[0] ? ev->dec->credential_provider
                                                                    : NULL;
     struct sdb_val v[] = {
@@ -512,6 +659,7 @@ static int64_t record(void *ctx, const struct proxy_event *ev)
         SDB_TEXT_V("error_detail", ev->error_detail && *ev->error_detail ? ev->error_detail : NULL),
         SDB_TEXT_V("upstream_http_version", ev->upstream_http_version),
         SDB_TEXT_V("request_headers", hdrs),
+        SDB_TEXT_V("response_headers", rhdrs),
         ev->ask_id ? SDB_INT_V("ask_id", ev->ask_id) : SDB_NULL_V("ask_id"),
         SDB_TEXT_V("credential_provider", cred),
     };
@@ -650,6 +798,7 @@ int vp_net_init(struct vmproc *vp, struct err **errp)
     lim.upstream_idle_s = (unsigned)st->upstream_idle_s;
     struct proxy_hooks h = {.ctx = vp,
                             .decide = decide,
+                            .decide_body = decide_body,
                             .cancel = cancel,
                             .use_cert = use_cert,
                             .name_for_ip = name_for_ip,
