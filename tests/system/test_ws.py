@@ -7,6 +7,7 @@ the server.
 wsecho.py (a local TLS WebSocket echo server with its own throwaway CA)
 stands in for the world; the user policy points ws.test at it."""
 import base64
+import json
 import os
 import sqlite3
 import textwrap
@@ -20,7 +21,9 @@ NAME = "ws.test"
 
 # Runs in the guest: argv = host path message big_bytes wss|ws. Hand-written RFC 6455
 # client (stdlib only): handshake, one masked text frame, one masked binary
-# frame of big_bytes random bytes, then the close handshake.
+# frame of big_bytes random bytes, then the close handshake. big_bytes -1:
+# FIN after the text frame, then read the echo; -2: the text frame and FIN
+# sent right behind the request head, before the 101.
 CLIENT = r'''
 import base64, hashlib, os, socket, ssl, struct, sys
 host, path, msg, big, scheme = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
@@ -30,9 +33,36 @@ if scheme == "wss":
     s = ctx.wrap_socket(socket.create_connection((host, 443), timeout=60), server_hostname=host)
 else:
     s = socket.create_connection((host, 80), timeout=60)
+def mask(data, m):
+    n = len(data)
+    k = (m * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
+
+def framed(op, payload):
+    n = len(payload)
+    if n < 126:
+        h = struct.pack("!BB", 0x80 | op, 0x80 | n)
+    elif n < 65536:
+        h = struct.pack("!BBH", 0x80 | op, 0x80 | 126, n)
+    else:
+        h = struct.pack("!BBQ", 0x80 | op, 0x80 | 127, n)
+    m = os.urandom(4)
+    return h + m + mask(payload, m)
+
+def send(op, payload):
+    s.sendall(framed(op, payload))
+
+def fin():  # TCP FIN under the TLS session (SSLSocket.shutdown would drop TLS)
+    socket.socket(fileno=os.dup(s.fileno())).shutdown(socket.SHUT_WR)
+
 key = base64.b64encode(os.urandom(16)).decode()
-s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, host, key)).encode())
+req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, host, key)).encode()
+if big == -2:  # the frame and our FIN before the 101 arrives
+    s.sendall(req + framed(1, msg.encode()))
+    fin()
+else:
+    s.sendall(req)
 rest = b""
 while b"\r\n\r\n" not in rest:
     d = s.recv(4096)
@@ -41,7 +71,8 @@ while b"\r\n\r\n" not in rest:
     rest += d
 head, _, rest = rest.partition(b"\r\n\r\n")
 lines = head.decode("latin-1").split("\r\n")
-hdrs = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip() for l in lines[1:] if ":" in l}
+hdrs = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip()
+        for l in lines[1:] if ":" in l}
 print("STATUS", lines[0])
 if not lines[0].startswith("HTTP/1.1 101"):
     n = int(hdrs.get("content-length", "0"))
@@ -63,22 +94,6 @@ if msg == "--idle":  # send nothing: the proxy's idle timeout must end it
     print("IDLE", s.recv(10) == b"", int(time.monotonic() - t))
     sys.exit(0)
 
-def mask(data, m):
-    n = len(data)
-    k = (m * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
-
-def send(op, payload):
-    n = len(payload)
-    if n < 126:
-        h = struct.pack("!BB", 0x80 | op, 0x80 | n)
-    elif n < 65536:
-        h = struct.pack("!BBH", 0x80 | op, 0x80 | 126, n)
-    else:
-        h = struct.pack("!BBQ", 0x80 | op, 0x80 | 127, n)
-    m = os.urandom(4)
-    s.sendall(h + m + mask(payload, m))
-
 def exact(n):
     global rest
     while len(rest) < n:
@@ -98,10 +113,10 @@ def frame():
         n = struct.unpack("!Q", exact(8))[0]
     return b0 & 0x0F, exact(n)
 
-send(1, msg.encode())
-if big < 0:  # half-close: the echo must still come back after our FIN
-    # TCP FIN under the TLS session (SSLSocket.shutdown would drop TLS)
-    socket.socket(fileno=os.dup(s.fileno())).shutdown(socket.SHUT_WR)
+if big != -2:
+    send(1, msg.encode())
+if big == -1:  # half-close: the echo must still come back after our FIN
+    fin()
 op, data = frame()
 print("ECHO", op, data.decode())
 if big < 0:
@@ -124,15 +139,18 @@ def policy_text(srv, extra_rules="", idle_s=600):
     return textwrap.dedent("""\
         schema = 1
         rule = [
-        {extra}  {{ id = "ws-allowed", action = "allow", host = "{name}" }},
+        {extra}  {{ id = "ws-allowed", action = "allow", host = {hosts} }},
         ]
         [network]
         upstream_idle_s = {idle}
         upstream_override = [
           {{ target = "{name}:443", dial = "127.0.0.1:{port}", ca_file = "{ca}" }},
           {{ target = "{name}:80", dial = "127.0.0.1:{plain}" }},
+          {{ target = "noca.{name}:443", dial = "127.0.0.1:{port}" }},
+          {{ target = "wrongname.{name}:443", dial = "127.0.0.1:{port}", ca_file = "{ca}" }},
         ]
-        """).format(extra=extra_rules, name=NAME, port=port, plain=plain, ca=ca, idle=idle_s)
+        """).format(extra=extra_rules, name=NAME, port=port, plain=plain, ca=ca, idle=idle_s,
+                   hosts=json.dumps([NAME, "noca." + NAME, "wrongname." + NAME]))
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +176,8 @@ def gvm(capsem, echo):
     capsem.delete(vm)
 
 
-def client(capsem, vm, path, msg, big=0, scheme="wss"):
-    r = capsem.exec(vm, f"python3 /tmp/wsclient.py {NAME} {path} {msg} {big} {scheme}",
+def client(capsem, vm, path, msg, big=0, scheme="wss", host=NAME):
+    r = capsem.exec(vm, f"python3 /tmp/wsclient.py {host} {path} {msg} {big} {scheme}",
                     timeout_secs=120)
     assert r["exit_code"] == 0, r
     return dict(line.split(" ", 1) for line in r["stdout"].splitlines() if " " in line)
@@ -206,6 +224,7 @@ def test_allowed_upgrade_is_spliced_and_recorded_once(capsem, gvm, echo):
     assert row["bytes_sent"] == 30 + 600014 + 8, row
     assert row["bytes_received"] == 26 + 600010 + 4, row
     assert row["duration_ms"] >= 0 and row["ttfb_ms"] >= 0
+    assert "sec-websocket-accept" in (row["response_headers"] or "").lower(), row
     # no other row for this connection (the 101 is the row)
     same = rows(capsem, gvm, "SELECT * FROM net_events WHERE conn_id = ?", (row["conn_id"],))
     assert len(same) == 1, same
@@ -217,11 +236,34 @@ def test_plain_ws_half_close_reaches_the_server_and_the_echo_still_returns(capse
     out = client(capsem, gvm, "/half", "after-fin", big=-1, scheme="ws")
     assert out["STATUS"].startswith("HTTP/1.1 101"), out
     assert out["ECHO"] == "1 after-fin", out
+    assert out["EOF"] == "True", out
+    # The frame and the FIN right behind the head: both wait for the 101.
+    out = client(capsem, gvm, "/early", "before-101", big=-2, scheme="ws")
+    assert out["STATUS"].startswith("HTTP/1.1 101"), out
+    assert out["ECHO"] == "1 before-101", out
     assert out["EOF"] == "True", out  # the server saw our end, closed, and so did the proxy
-    row = wait_rows(capsem, gvm, "SELECT * FROM net_events WHERE path = '/half'")[0]
-    assert row["conn_type"] == "websocket" and row["reason"] is None, row
-    assert row["scheme"] == "http" and row["port"] == 80, row
-    assert row["bytes_received"] > 0 and row["bytes_sent"] > 0, row
+    for path, text in (("/half", "after-fin"), ("/early", "before-101")):
+        row = wait_rows(capsem, gvm, "SELECT * FROM net_events WHERE path = ?", (path,))[0]
+        assert row["conn_type"] == "websocket" and row["reason"] is None, row
+        assert row["scheme"] == "http" and row["port"] == 80, row
+        # one masked text frame up, its unmasked echo down (the server closes without a close frame)
+        assert row["bytes_sent"] == 2 + 4 + len(text), row
+        assert row["bytes_received"] == 2 + len(text), row
+
+
+@pytest.mark.parametrize("host, why", [
+    ("noca." + NAME, "unable to get local issuer certificate"),  # not in any trust store
+    ("wrongname." + NAME, "hostname mismatch"),  # trusted CA, certificate for another name
+])
+def test_the_upstream_certificate_and_name_are_verified(capsem, gvm, echo, host, why):
+    before = len(echo.log)
+    out = client(capsem, gvm, "/tls", "x", host=host)
+    assert out["STATUS"].startswith("HTTP/1.1 502"), out
+    assert out["REASON"] == "upstream_tls", out
+    assert why in out["BODY"], out
+    assert len(echo.log) == before  # the handshake failed: no request reached it
+    row = wait_rows(capsem, gvm, "SELECT * FROM net_events WHERE domain = ?", (host,))[0]
+    assert row["status_code"] == 502 and row["reason"] == "upstream_tls", row
 
 
 def test_a_refused_upgrade_is_forwarded_then_closed(capsem, gvm, echo):

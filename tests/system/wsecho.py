@@ -1,7 +1,8 @@
-"""A tiny TLS WebSocket echo server for system tests (Python stdlib only).
+"""A tiny WebSocket echo server for system tests (Python stdlib only).
 
-Listens with TLS on `port` and without on `plain_port`. The RFC 6455 opening handshake (Sec-WebSocket-Accept from the client's key),
-then every text or binary frame comes back unmasked with the same opcode;
+Listens with TLS on `port` and without on `plain_port`. The RFC 6455 opening
+handshake (Sec-WebSocket-Accept from the client's key), then every text or
+binary frame comes back unmasked with the same opcode;
 ping gets pong, close gets close. `/refuse` answers 426 with a body instead
 of upgrading. Every request head is kept in `log` (path, headers) so a test
 can tell whether anything arrived. Runs an asyncio loop in a thread."""

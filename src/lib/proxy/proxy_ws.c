@@ -276,7 +276,8 @@ static int ws_write(struct pconn *c)
     while (w->up.len > 0) {
         ssize_t n;
         if (w->ssl) {
-            int len = w->ssl_write_len ? w->ssl_write_len : (int)MIN(w->up.len, (size_t)WS_IO_CHUNK);
+            int len = w->ssl_write_len ? w->ssl_write_len
+                                       : (int)MIN(w->up.len, (size_t)WS_IO_CHUNK);
             ERR_clear_error();
             int k = SSL_write(w->ssl, buf_head(&w->up), len);
             if (k <= 0) {
@@ -348,6 +349,14 @@ static void ws_on_head(struct pconn *c, const struct http1_response *resp, size_
     c->ttfb_ms = (int64_t)(time_real_ms() - c->req_started_ms);
     c->upstream_version = resp->version_minor == 0 ? "1.0" : "1.1";
     bool upgraded = resp->status == 101;
+    /* The raw upstream head for the row (a NUL after it, not counted). */
+    buf_reset(&c->resp_head);
+    uint8_t *nul;
+    if (buf_append(&c->resp_head, buf_head(&w->head), used) == 0 &&
+        (nul = buf_reserve(&c->resp_head, 1)) != NULL)
+        *nul = '\0';
+    else
+        buf_reset(&c->resp_head);
     struct buf out;
     buf_init(&out, WS_HEAD_MAX + 256);
     buf_printf(&out, "HTTP/1.1 %d %s\r\n", resp->status, http1_status_text(resp->status));
@@ -592,7 +601,8 @@ static int ws_tls_setup(struct pconn *c, char *detail, size_t cap)
         return snprintf(detail, cap, "cannot create a TLS session"), -1;
     X509_VERIFY_PARAM *param = SSL_get0_param(w->ssl);
     struct in6_addr any;
-    bool literal = inet_pton(AF_INET, c->host, &any) == 1 || inet_pton(AF_INET6, c->host, &any) == 1;
+    bool literal =
+        inet_pton(AF_INET, c->host, &any) == 1 || inet_pton(AF_INET6, c->host, &any) == 1;
     int ok;
     if (literal) {
         ok = X509_VERIFY_PARAM_set1_ip_asc(param, c->host);
