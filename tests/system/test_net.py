@@ -18,9 +18,15 @@ NAMES = ("allowed.test", "other.test", "api.anthropic.com")
 SECRET = "sk-ant-test-0123456789abcdefghijklmnop"
 
 
+PLAIN = {}  # the plain-HTTP stand-in's port, set by the world fixture
+
+
 def policy_text(port, ca, extra_rules=""):
-    overrides = ",\n".join(
-        f'  {{ target = "{n}:443", dial = "127.0.0.1:{port}", ca_file = "{ca}" }}' for n in NAMES)
+    lines = [f'  {{ target = "{n}:443", dial = "127.0.0.1:{port}", ca_file = "{ca}" }}'
+             for n in NAMES]
+    if PLAIN.get("port"):
+        lines.append(f'  {{ target = "allowed.test:80", dial = "127.0.0.1:{PLAIN["port"]}" }}')
+    overrides = ",\n".join(lines)
     return textwrap.dedent("""\
         schema = 1
         rule = [
@@ -37,6 +43,8 @@ def policy_text(port, ca, extra_rules=""):
 @pytest.fixture(scope="module")
 def world(capsem, tmp_path_factory):
     up = Upstream(str(tmp_path_factory.mktemp("upstream")), names=NAMES)
+    up.plain = Upstream(str(tmp_path_factory.mktemp("plain")), names=NAMES, plain=True)
+    PLAIN["port"] = up.plain.port
     path = os.path.join(capsem.home, "policy.toml")
     with open(path, "w") as f:
         f.write(policy_text(up.port, up.ca))
@@ -48,6 +56,7 @@ def world(capsem, tmp_path_factory):
     yield up
     os.unlink(path)
     os.unlink(creds)
+    up.plain.close()
     up.close()
 
 
@@ -299,3 +308,30 @@ def test_model_scope_rule_decides_on_the_parsed_ai_request(capsem, gvm, world):
     finally:
         with open(world.policy_path, "w") as f:
             f.write(policy_text(world.port, world.ca))
+
+
+def test_plain_http_on_a_listed_port_is_inspected_the_same_way(capsem, gvm, world):
+    r = sh(capsem, gvm, "curl -sS http://allowed.test/hello")
+    assert r["stdout"].strip() == "hello from allowed.test", r
+    blocked = sh(capsem, gvm, "curl -s -w '\\n%{http_code}' http://allowed.test/secret/y")
+    assert blocked["stdout"].endswith("\n403") and "rule: user:no-secret" in blocked["stdout"]
+    assert not [e for e in world.plain.log if e["path"].startswith("/secret")]
+    row = wait_rows(capsem, gvm, "SELECT * FROM net_events WHERE scheme = 'http' AND path = '/hello'")
+    assert row[0]["decision"] == "allowed" and row[0]["port"] == 80
+
+
+def test_metadata_and_private_addresses_are_blocked(capsem, gvm):
+    r = sh(capsem, gvm, "curl -s -w '\\n%{http_code}' --max-time 20 "
+                        "http://169.254.169.254/latest/meta-data/")
+    assert r["stdout"].endswith("\n403"), r
+    row = wait_rows(capsem, gvm, "SELECT * FROM net_events WHERE domain = '169.254.169.254'")
+    assert row[0]["decision"] == "denied"
+    assert row[0]["reason"] in ("private_address", "default_deny"), row[0]
+
+
+def test_git_trusts_the_capsem_ca(capsem, gvm, world):
+    # The stand-in is no git server: a 404 after a verified handshake proves
+    # git accepted the capsem CA (a trust failure says "SSL certificate problem").
+    r = sh(capsem, gvm, "git ls-remote https://allowed.test/repo.git 2>&1; echo rc=$?")
+    assert "SSL certificate problem" not in r["stdout"], r
+    assert [e for e in world.log if e["path"].startswith("/repo.git/info/refs")], r

@@ -243,6 +243,10 @@ void svc_fork(struct svc_req *r, struct svm *vm);
 void svc_images_route(struct svc_req *r, const char *rest);
 /* Copies an image's disks into a new VM directory (create --image). */
 int svc_image_prepare_vm(struct svc *s, const char *image, struct svm *vm, struct err **errp);
+/* Copies a VM's or image's credential placeholders file (0600) from one
+ * directory to another; none there is not an error (network.md 10: forks
+ * keep their parent's placeholders). */
+int svc_copy_placeholders(const char *from_dir, const char *to_dir, struct err **errp);
 int svc_image_lookup(struct svc *s, const char *name, json_t **info, struct err **errp);
 
 /* ---- svc_files.c: /vms/{id}/files/... ---- */

@@ -1,5 +1,7 @@
 /* Fork images: `images/<name>/` with image.json, overlay.img and
- * workspace.img, copied from a VM (FICLONE or sparse copy, never dense).
+ * workspace.img, copied from a VM (FICLONE or sparse copy, never dense),
+ * and the VM's credential placeholders (`placeholders`, 0600, never shown
+ * by the routes) so VMs created from the image keep its values.
  * Images depend only on the base version they were made from: a VM
  * created from an image owns copies of its disks, and forking such a VM
  * yields another self-contained image. */
@@ -19,6 +21,8 @@
 #include "vm/disk.h"
 
 #define IMAGE_JSON_MAX (256u * 1024u)
+#define PLACEHOLDER_FILE "placeholders" /* written by capsem-process (vmproc_creds.c) */
+#define PLACEHOLDER_FILE_MAX 4096u      /* four "<provider> <placeholder>" lines */
 
 static const char *const disks[] = {"overlay.img", "workspace.img"};
 
@@ -106,6 +110,22 @@ static int64_t copy_disks(struct svm *vm, const char *tmpdir, struct err **errp)
     return total;
 }
 
+int svc_copy_placeholders(const char *from_dir, const char *to_dir, struct err **errp)
+{
+    _cleanup_free_ char *src = paths_join(from_dir, PLACEHOLDER_FILE);
+    _cleanup_free_ char *dst = paths_join(to_dir, PLACEHOLDER_FILE);
+    if (!src || !dst)
+        return err_set(errp, ENOMEM, "out of memory");
+    if (access(src, F_OK) != 0)
+        return errno == ENOENT ? 0 : err_sys(errp, "%s", src);
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    if (file_read_all(src, PLACEHOLDER_FILE_MAX, &text, &len, errp) < 0 ||
+        file_write_atomic(dst, text, len, 0600, errp) < 0)
+        return err_prefix(errp, "copy the credential placeholders of %s", from_dir), -1;
+    return 0;
+}
+
 static int write_image(struct fork_job *f, struct err **errp)
 {
     struct svm *vm = f->vm;
@@ -117,7 +137,7 @@ static int write_image(struct fork_job *f, struct err **errp)
     if (mkdir_p(tmp, 0700, errp) < 0)
         return -1;
     int64_t size = copy_disks(vm, tmp, errp);
-    if (size < 0) {
+    if (size < 0 || svc_copy_placeholders(vm->vm_dir, tmp, errp) < 0) {
         rm_rf(tmp);
         return -1;
     }

@@ -233,6 +233,14 @@ static int make_vm_dir(struct svm *vm, const struct svm_create_args *a, struct e
     } else if (a->image && svc_image_prepare_vm(s, a->image, vm, errp) < 0) {
         return -1;
     }
+    /* A VM made from an image keeps the image's credential placeholders
+     * (network.md section 10), whether its disks come from the image or
+     * from the image's boot template. */
+    _cleanup_free_ char *image_dir = a->image ? paths_join(s->images_dir, a->image) : NULL;
+    if (a->image && !image_dir)
+        return err_set(errp, ENOMEM, "out of memory");
+    if (a->image && svc_copy_placeholders(image_dir, vm->vm_dir, errp) < 0)
+        return -1;
     return svm_save(vm, errp);
 }
 

@@ -217,6 +217,12 @@ void svc_template_finish(struct svm *t)
     _cleanup_free_ char *final = key_dir(s, key);
     bool ok = strcmp(t->exit_reason, "suspended") == 0 && ckpt && access(ckpt, R_OK) == 0;
     if (ok) {
+        /* The hidden VM's placeholders are its own: they must never reach
+         * the VMs restored from the template (only the disks are copied to
+         * them, and each one's capsem-process makes and sends its own). */
+        _cleanup_free_ char *ph = paths_join(t->vm_dir, "placeholders");
+        if (ph)
+            unlink(ph);
         json_t *j = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:I, s:s}", "format",
                               TEMPLATE_FORMAT, "base_version",
                               t->base_version ? t->base_version : "", "profile", t->profile,

@@ -159,6 +159,23 @@ static void obs_free(struct ai_obs *o)
     free(o);
 }
 
+/* s with host-held secrets and placeholders replaced by "[secret:<provider>]"
+ * (network.md 11), in a new string; NULL for NULL or when out of memory
+ * (never the unredacted text). */
+static char *redacted(struct vmproc *vp, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    /* a token is shorter than 3 times the shortest secret it replaces */
+    size_t cap = n * 3 + 64;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    creds_redact_text(vp->net ? vp->net->creds : NULL, s, n, out, cap);
+    return out;
+}
+
 static bool log_model_content(struct vmproc *vp)
 {
     if (!vp->net)
@@ -229,7 +246,7 @@ static void apply_tool_results(struct ai_obs *o)
         uint64_t asked;
         if (!calls_take(ai, key, &row, &asked))
             continue;
-        const char *preview = o->log_content ? t->preview : NULL;
+        _cleanup_free_ char *preview = o->log_content ? redacted(o->vp, t->preview) : NULL;
         struct sdb_val v[] = {
             SDB_TEXT_V("status", t->is_error ? "error" : "responded"),
             SDB_TEXT_V("response_preview", preview),
@@ -316,6 +333,9 @@ static int64_t write_model_call(struct ai_obs *o, const struct ai_result *res,
     /* network.md 11: text and thinking only with log_model_content; the
      * system prompt preview is kept (docs/ai-interpreters.md). */
     bool content = o->log_content;
+    _cleanup_free_ char *system = redacted(o->vp, req ? req->system_preview : NULL);
+    _cleanup_free_ char *text = redacted(o->vp, content && res ? res->text : NULL);
+    _cleanup_free_ char *thinking = redacted(o->vp, content && res ? res->thinking : NULL);
     struct sdb_val v[] = {
         net_event_id > 0 ? SDB_INT_V("net_event_id", net_event_id) : SDB_NULL_V("net_event_id"),
         SDB_TEXT_V("provider", o->ep.provider),
@@ -330,7 +350,7 @@ static int64_t write_model_call(struct ai_obs *o, const struct ai_result *res,
         o->upstream_status ? SDB_INT_V("status_code", o->upstream_status)
                            : SDB_NULL_V("status_code"),
         SDB_TEXT_V("message_id", res ? res->message_id : NULL),
-        SDB_TEXT_V("system_prompt_preview", req ? req->system_preview : NULL),
+        SDB_TEXT_V("system_prompt_preview", system),
         OPT_INT("messages_count", req ? req->messages_count : AI_NULL),
         req ? SDB_INT_V("tools_count", req->tools_count) : SDB_NULL_V("tools_count"),
         res ? SDB_INT_V("request_bytes", res->request_bytes)
@@ -343,8 +363,8 @@ static int64_t write_model_call(struct ai_obs *o, const struct ai_result *res,
         OPT_INT("cache_write_tokens", res ? res->cache_write_tokens : AI_NULL),
         OPT_INT("thinking_tokens", res ? res->thinking_tokens : AI_NULL),
         SDB_TEXT_V("stop_reason", res ? res->stop_reason : NULL),
-        SDB_TEXT_V("text_content", content && res ? res->text : NULL),
-        SDB_TEXT_V("thinking_content", content && res ? res->thinking : NULL),
+        SDB_TEXT_V("text_content", text),
+        SDB_TEXT_V("thinking_content", thinking),
         res && res->has_cost ? SDB_REAL_V("estimated_cost_usd", res->cost_usd)
                              : SDB_NULL_V("estimated_cost_usd"),
         SDB_TEXT_V("price_table_version", res ? res->price_table_version : NULL),
@@ -388,6 +408,7 @@ static void write_tool_calls(struct ai_obs *o, const struct ai_result *res, int6
         const struct ai_tool_call *tc = &res->tool_calls[i];
         char server[AI_MAX_ID];
         server_of(tc, server, sizeof(server));
+        _cleanup_free_ char *arguments = redacted(o->vp, tc->arguments);
         struct sdb_val v[] = {
             model_call_id > 0 ? SDB_INT_V("model_call_id", model_call_id)
                               : SDB_NULL_V("model_call_id"),
@@ -396,7 +417,7 @@ static void write_tool_calls(struct ai_obs *o, const struct ai_result *res, int6
             SDB_INT_V("call_index", tc->index),
             SDB_TEXT_V("call_id", tc->id),
             SDB_TEXT_V("tool_name", tc->name),
-            SDB_TEXT_V("arguments", tc->arguments),
+            SDB_TEXT_V("arguments", arguments),
             SDB_TEXT_V("origin", ai_tool_origin_name(tc->origin)),
             SDB_TEXT_V("transport", o->sse ? "sse" : "http"),
             SDB_TEXT_V("server_name", server[0] ? server : NULL),

@@ -120,13 +120,24 @@ int vp_creds_init(struct vmproc *vp, struct err **errp)
     }
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", vp->cfg.vm_dir, PLACEHOLDER_FILE);
-    if (read_placeholders(path, &n->placeholders) == 0)
-        return 0;
-    if (!n->creds)
-        return 0;
-    if (creds_vm_new(n->creds, &n->placeholders, errp) < 0)
-        return -1;
-    return write_placeholders(path, &n->placeholders, errp);
+    if (read_placeholders(path, &n->placeholders) < 0) {
+        if (!n->creds)
+            return 0;
+        if (creds_vm_new(n->creds, &n->placeholders, errp) < 0)
+            return -1;
+        return write_placeholders(path, &n->placeholders, errp);
+    }
+    /* Kept values stay (forks, restarts); a provider whose secret was added
+     * since gets its placeholder now. */
+    bool added = false;
+    for (int p = 0; n->creds && p < CREDS_NPROV; p++) {
+        if (n->placeholders.placeholder[p][0] || !creds_secret(n->creds, (enum creds_provider)p))
+            continue;
+        if (creds_placeholder_new((enum creds_provider)p, n->placeholders.placeholder[p], errp) < 0)
+            return -1;
+        added = true;
+    }
+    return added ? write_placeholders(path, &n->placeholders, errp) : 0;
 }
 
 void vp_creds_free(struct vmproc *vp)

@@ -803,7 +803,7 @@ int vp_net_init(struct vmproc *vp, struct err **errp)
                             .use_cert = use_cert,
                             .name_for_ip = name_for_ip,
                             .record = record};
-    vp_ai_hooks(vp, &h);
+    vp_observers_hooks(vp, &h);
     vp_creds_hooks(&h);
     vp->proxy = proxy_new(vp->base, tlsctx_ssl_ctx(n->tls), &lim, &h, errp);
     if (!vp->proxy)

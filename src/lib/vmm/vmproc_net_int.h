@@ -85,4 +85,15 @@ void vp_dns_free(struct vmproc *vp);
 /* Drops the guest's DNS stream (before the channel goes away). */
 void vp_dns_detach(struct vmproc *vp);
 
+/* vmproc_preview.c: body previews (network.md sections 10, 11) */
+#define VP_PREVIEW_MAX (1u << 20) /* body_preview_bytes' ceiling */
+/* A Content-Type whose body is previewed: text/..., application/json, xml,
+ * x-www-form-urlencoded, ...+json, ...+xml (parameters ignored). */
+bool vp_preview_textual(const char *content_type);
+/* No Content-Encoding, an empty one, or identity. */
+bool vp_preview_identity(const char *content_encoding);
+/* Installs the observer hooks: the AI interpreters (vp_ai_hooks) and the
+ * body previews, each on the requests it wants. */
+void vp_observers_hooks(struct vmproc *vp, struct proxy_hooks *h);
+
 #endif
