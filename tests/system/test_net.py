@@ -335,3 +335,42 @@ def test_git_trusts_the_capsem_ca(capsem, gvm, world):
     r = sh(capsem, gvm, "git ls-remote https://allowed.test/repo.git 2>&1; echo rc=$?")
     assert "SSL certificate problem" not in r["stdout"], r
     assert [e for e in world.log if e["path"].startswith("/repo.git/info/refs")], r
+
+
+def test_host_alias_reaches_the_host_loopback_only_when_a_rule_names_it(capsem, gvm, world):
+    import http.server
+    import socketserver
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"hello from the host\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+    try:
+        srv = socketserver.TCPServer(("127.0.0.1", 11434), Hello)
+    except OSError:
+        pytest.skip("port 11434 is taken on this host")
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    url = "http://host.capsem.internal:11434/"
+    try:
+        denied = sh(capsem, gvm, f"curl -s -w '\\n%{{http_code}}' --max-time 20 {url}; echo rc=$?")
+        assert "hello from the host" not in denied["stdout"], denied
+        rule = '  { id = "host-svc", action = "allow", host = "host.capsem.internal", ports = [11434] },\n'
+        with open(world.policy_path, "w") as f:
+            f.write(policy_text(world.port, world.ca, extra_rules=rule))
+        wait_for(lambda: "hello from the host" in sh(capsem, gvm, f"curl -s --max-time 20 {url}")["stdout"],
+                 20, "the host alias to be allowed")
+        ev = wait_rows(capsem, gvm, "SELECT * FROM dns_events WHERE qname = 'host.capsem.internal' "
+                                    "AND decision = 'allowed'")
+        assert ev[-1]["answer_ip"] == "10.0.0.2"
+    finally:
+        with open(world.policy_path, "w") as f:
+            f.write(policy_text(world.port, world.ca))
+        srv.shutdown()
+        srv.server_close()

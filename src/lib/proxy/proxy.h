@@ -67,6 +67,7 @@ struct proxy_decision {
     char credential_provider[16]; /* whose secret is substituted, or "" */
     int64_t ask_id;               /* policy_decisions row when an ask decided, else 0 */
     bool hold_body; /* buffer the whole body and call decide_body before going upstream */
+    char upstream_proxy[300]; /* network.upstream_proxy ("" = direct; the environment is ignored) */
     struct proxy_subst subst[PROXY_MAX_SUBST];
     size_t nsubst;
     char target_rewrite[8192]; /* forwarded request target when not "" (query key) */

@@ -210,12 +210,12 @@ static void lookup_done(void *arg, const struct dns_lookup_info *info)
     dns_result_clear(&res);
 }
 
-/* A name an upstream override redirects: one synthetic A record. */
-static void answer_synthetic(struct dns_job *j, int index)
+/* A name an upstream override redirects, or the host alias: one synthetic
+ * A record, address a. */
+static void answer_synthetic(struct dns_job *j, uint32_t a, const char *reason)
 {
     struct dns_result res = {0};
     if (j->q.q.qtype == DNS_T_A) {
-        uint32_t a = NET_SYNTH_BASE + NET_SYNTH_FIRST + (uint32_t)index;
         uint8_t rdata[4] = {(uint8_t)(a >> 24), (uint8_t)(a >> 16), (uint8_t)(a >> 8), (uint8_t)a};
         dns_result_add(&res, DNS_T_A, 30, j->q.q.wire, j->q.q.wire_len, rdata, sizeof(rdata));
         struct err *e = NULL;
@@ -223,8 +223,7 @@ static void answer_synthetic(struct dns_job *j, int index)
             err_free(e);
     }
     struct dns_outcome o = {.rcode = DNS_RCODE_NOERROR, .answers = &res, .decision = "allowed",
-                            .rule = j->pd.rule, .reason = "upstream_override",
-                            .upstream_ms = -1};
+                            .rule = j->pd.rule, .reason = reason, .upstream_ms = -1};
     finish(j, &o);
     dns_result_clear(&res);
 }
@@ -296,9 +295,13 @@ static void run_query(struct dns_job *j, const uint8_t *pkt, size_t len)
         finish_simple(j, DNS_RCODE_NOTIMP, "allowed", j->pd.rule, "type_not_supported");
         return;
     }
+    if (strcmp(qname, NET_HOST_ALIAS) == 0) {
+        answer_synthetic(j, NET_HOST_ALIAS_ADDR, "host_alias");
+        return;
+    }
     int oi = vp_net_override_index(policy_settings(j->pol), qname, 0);
     if (oi >= 0) {
-        answer_synthetic(j, oi);
+        answer_synthetic(j, NET_SYNTH_BASE + NET_SYNTH_FIRST + (uint32_t)oi, "upstream_override");
         return;
     }
     if (ta == DNS_TYPE_NODATA) {

@@ -289,6 +289,15 @@ static int after_allow(struct net_hold *h)
     h->d.reason[0] = '\0';
     h->d.text[0] = '\0';
     const struct policy_settings *st = policy_settings(h->pol);
+    str_copy(h->d.upstream_proxy, sizeof(h->d.upstream_proxy),
+             st->upstream_proxy ? st->upstream_proxy : "");
+    if (strcmp(h->host, NET_HOST_ALIAS) == 0) {
+        /* network.md 2.8: the host itself, reached on its loopback (the
+         * policy only allows this name when a corp/user rule names it). */
+        snprintf(h->d.dial, sizeof(h->d.dial), "127.0.0.1:%u", h->port);
+        h->d.upstream_proxy[0] = '\0';
+        return 0;
+    }
     int oi = vp_net_override_index(st, h->host, h->port);
     if (oi >= 0) {
         const struct policy_override *o = &st->overrides[oi];

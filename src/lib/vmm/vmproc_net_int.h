@@ -26,6 +26,10 @@ struct dns_conn;
  * public name at a local server): TEST-NET-1, never dialled. */
 #define NET_SYNTH_BASE 0xC0000200u /* 192.0.2.0 */
 #define NET_SYNTH_FIRST 10u
+/* network.md 2.8: this name answers 10.0.0.2 in the guest; the proxy dials
+ * the host's 127.0.0.1 for it. */
+#define NET_HOST_ALIAS "host.capsem.internal"
+#define NET_HOST_ALIAS_ADDR 0x0A000002u /* 10.0.0.2 */
 
 struct vp_net {
     struct policy_store *store;
