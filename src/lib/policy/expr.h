@@ -70,5 +70,11 @@ unsigned expr_atoms(const struct expr *e);
 int expr_glob_compile(const char *pattern, regex_t *out, struct err **errp);
 /* Matches a NUL-terminated subject against a compiled glob or regex. */
 bool expr_regex_match(const regex_t *re, const char *subject);
+/* Matches subject[0..len) against a pattern the compile functions accepted
+ * (glob: a path_glob / `glob` pattern, else a `matches` ERE) in time linear
+ * in len (an NFA simulation; regexec retries from every start position).
+ * 1 match, 0 no match, -1 when the pattern uses a form it does not support
+ * (the caller then falls back to expr_regex_match). */
+int expr_re_linear_match(const char *pattern, bool glob, const char *subject, size_t len);
 
 #endif

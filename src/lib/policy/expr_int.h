@@ -100,10 +100,5 @@ struct expr {
  * regcomp only validates; matching runs on expr_re_linear_match(). Returns 0
  * or -1 with `why` filled. */
 int expr_regex_compile(const char *pattern, regex_t *out, char *why, size_t cap);
-/* Matches subject[0..len) against a pattern expr_regex_compile() accepted
- * (glob: a `glob` method pattern) in time linear in len (an NFA simulation).
- * 1 match, 0 no match, -1 when the pattern uses a form it does not support
- * (the caller then falls back to regexec). */
-int expr_re_linear_match(const char *pattern, bool glob, const char *subject, size_t len);
 
 #endif

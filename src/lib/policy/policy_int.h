@@ -52,7 +52,8 @@ struct policy_rule {
     size_t nmethods;
     char *path_prefix;
     size_t prefix_len;
-    regex_t path_glob;
+    regex_t path_glob;      /* validates; regexec is the fallback matcher */
+    char *path_glob_text;   /* matched in linear time (expr_re_linear_match) */
     bool has_glob;
     struct expr *expr;
     char *reason;

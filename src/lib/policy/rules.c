@@ -376,6 +376,8 @@ static int read_paths(const struct rctx *x, const struct toml_value *f[RF_N], st
             return -1;
         }
         r->has_glob = true;
+        if (!(r->path_glob_text = strdup(s)))
+            return err_status(x->errp, 0, "out of memory");
     }
     return 0;
 }
@@ -524,6 +526,7 @@ static void rule_clear(struct policy_rule *r)
     free(r->path_prefix);
     if (r->has_glob)
         regfree(&r->path_glob);
+    free(r->path_glob_text);
     expr_free(r->expr);
     free(r->reason);
 }
@@ -553,6 +556,16 @@ bool rule_host_match(const struct policy_rule *rule, const char *host)
     return false;
 }
 
+/* path_glob in time linear in the path; regexec only for the rare forms
+ * the linear matcher leaves to it. */
+static bool glob_matches(const struct policy_rule *rule, const char *path)
+{
+    int m = rule->path_glob_text
+                ? expr_re_linear_match(rule->path_glob_text, true, path, strlen(path))
+                : -1;
+    return m < 0 ? expr_regex_match(&rule->path_glob, path) : m == 1;
+}
+
 bool rule_fields_match(const struct policy_rule *rule, const struct policy_request *r)
 {
     if (!rule_host_match(rule, r->http.host))
@@ -574,7 +587,7 @@ bool rule_fields_match(const struct policy_rule *rule, const struct policy_reque
     if (rule->path_prefix &&
         (!r->http.path || strncmp(r->http.path, rule->path_prefix, rule->prefix_len) != 0))
         return false;
-    if (rule->has_glob && (!r->http.path || !expr_regex_match(&rule->path_glob, r->http.path)))
+    if (rule->has_glob && (!r->http.path || !glob_matches(rule, r->http.path)))
         return false;
     return true;
 }
