@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -113,11 +114,16 @@ static int spawn_process(struct svm *vm, struct err **errp)
 {
     struct svc *s = vm->svc;
     _cleanup_free_ char *config = paths_join(vm->vm_dir, "vm.json");
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         return err_sys(errp, "fork");
     if (pid == 0) {
         setsid();
+        /* VMs outlive the service (it re-adopts them); a hidden boot-template
+         * build does not: nobody would ever finish or remove it. */
+        if (vm->hidden && (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent))
+            _exit(1);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
