@@ -147,10 +147,7 @@ static int pi_hex_u32(const char *s, size_t len, uint32_t *out)
     uint32_t v = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                       : -1;
+        int d = hex_digit(c);
         if (d < 0)
             return -1;
         v = v << 4 | (uint32_t)d;

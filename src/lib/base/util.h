@@ -65,6 +65,18 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* Bounded copy; always NUL-terminates; returns -1 if truncated. */
 int str_copy(char *dst, size_t cap, const char *src);
+/* The value of an ASCII hex digit (either case), else -1 (also for EOF and
+ * bytes >= 0x80 passed as negative chars). */
+static inline int hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
 bool str_has_prefix(const char *s, const char *prefix);
 bool str_has_suffix(const char *s, const char *suffix);
 

@@ -130,17 +130,6 @@ static int sb_put(struct parser *ps, const void *p, size_t n, const char *what, 
     return 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static size_t utf8_encode(uint32_t cp, char out[4])
 {
     if (cp < 0x80) {
@@ -172,7 +161,7 @@ static int unicode_escape(struct parser *ps, const char *what, size_t max)
     uint32_t cp = 0;
     ps->p++;
     for (size_t i = 0; i < ndig; i++) {
-        int h = hexval(tomli_peek(ps));
+        int h = hex_digit(tomli_peek(ps));
         if (h < 0)
             return tomli_perr(ps, "\\%c escape needs %zu hex digits", ndig == 4 ? 'u' : 'U', ndig);
         cp = (cp << 4) | (uint32_t)h;
@@ -383,7 +372,7 @@ static bool digits_ok(const char *s, size_t n, int radix)
                 return false;
             continue;
         }
-        int d = hexval((unsigned char)s[i]);
+        int d = hex_digit((unsigned char)s[i]);
         if (d < 0 || d >= radix)
             return false;
     }
@@ -403,9 +392,9 @@ static int radix_int(struct parser *ps, const char *tok, size_t n, int64_t *out)
     for (size_t i = 2; i < n; i++) {
         if (tok[i] == '_')
             continue;
-        if (v > (UINT64_C(0x7fffffffffffffff) - (uint64_t)hexval(tok[i])) / (uint64_t)radix)
+        if (v > (UINT64_C(0x7fffffffffffffff) - (uint64_t)hex_digit(tok[i])) / (uint64_t)radix)
             return tomli_perr(ps, "integer '%.*s' is out of range", (int)MIN(n, 40), tok);
-        v = v * (uint64_t)radix + (uint64_t)hexval(tok[i]);
+        v = v * (uint64_t)radix + (uint64_t)hex_digit(tok[i]);
     }
     *out = (int64_t)v;
     return 0;

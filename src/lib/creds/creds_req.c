@@ -228,24 +228,13 @@ static bool scan(struct check *k, const char *p, size_t n, const char *where)
                                    : scan_placeholders(k, p, n, where);
 }
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Lenient percent-decoding: valid %XX escapes decoded, anything else kept. */
 static size_t pct_decode_lenient(const char *s, size_t n, char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        int hi = i + 2 < n && s[i] == '%' ? hex_value(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+        int hi = i + 2 < n && s[i] == '%' ? hex_digit(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
         if (lo >= 0) {
             out[o++] = (char)(hi << 4 | lo);
             i += 2;

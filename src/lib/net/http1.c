@@ -615,17 +615,6 @@ static enum http1_event finish_head(struct http1_parser *p)
 
 /* ---- chunked body ---- */
 
-static int hex_val(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static size_t skip_ws(const char *s, size_t i, size_t n)
 {
     while (i < n && (s[i] == ' ' || s[i] == '\t'))
@@ -696,8 +685,8 @@ static enum http1_event on_chunk_size(struct http1_parser *p, const char *s, siz
 {
     uint64_t v = 0;
     size_t i = 0;
-    for (; i < n && hex_val((unsigned char)s[i]) >= 0; i++) {
-        v = v * 16 + (uint64_t)hex_val((unsigned char)s[i]);
+    for (; i < n && hex_digit((unsigned char)s[i]) >= 0; i++) {
+        v = v * 16 + (uint64_t)hex_digit((unsigned char)s[i]);
         if (v > MAX_CHUNK_SIZE)
             return fail(p, HTTP1_ERR_BAD_CHUNKED, "chunk size larger than 2^40");
     }

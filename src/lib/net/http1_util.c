@@ -28,17 +28,6 @@ bool http1_token_valid(const char *s, size_t n)
     return true;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* reg-name = *( unreserved / pct-encoded / sub-delims ); also covers IPv4. */
 static size_t reg_name_len(const char *h)
 {
@@ -46,7 +35,7 @@ static size_t reg_name_len(const char *h)
     for (;;) {
         unsigned char c = (unsigned char)h[i];
         if (c == '%') {
-            if (hexval((unsigned char)h[i + 1]) < 0 || hexval((unsigned char)h[i + 2]) < 0)
+            if (hex_digit((unsigned char)h[i + 1]) < 0 || hex_digit((unsigned char)h[i + 2]) < 0)
                 return i;
             i += 3;
         } else if (c && (strchr("-._~!$&'()*+,;=", c) || (c >= '0' && c <= '9') ||
@@ -89,7 +78,7 @@ int http1_host_split(const char *host, const char **name, size_t *name_len, int 
         if (!rb || rb == host + 1)
             return -1;
         for (const char *q = host + 1; q < rb; q++)
-            if (hexval((unsigned char)*q) < 0 && *q != ':' && *q != '.')
+            if (hex_digit((unsigned char)*q) < 0 && *q != ':' && *q != '.')
                 return -1;
         nm = host + 1;
         nlen = (size_t)(rb - nm);
@@ -191,7 +180,7 @@ ssize_t http1_pct_decode(const char *s, size_t n, bool plus_space, char *out, si
         if (c == '%') {
             if (n - i < 3)
                 return -1;
-            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+            int hi = hex_digit((unsigned char)s[i + 1]), lo = hex_digit((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (unsigned char)(hi * 16 + lo);

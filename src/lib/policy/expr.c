@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/utf8.h"
+#include "base/util.h"
 #include "policy/expr_int.h"
 
 /* ---- field table ---- */
@@ -135,17 +136,6 @@ static bool is_word_char(char c)
     return is_word_start(c) || (c >= '0' && c <= '9');
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* One escape after a backslash at s[*i]; appends the byte to the token. */
 static int lex_escape(struct parser *p, size_t *i)
 {
@@ -168,8 +158,8 @@ static int lex_escape(struct parser *p, size_t *i)
         *i += 2;
         break;
     case 'x': {
-        int h = *i + 2 < p->len ? hexval(p->s[*i + 2]) : -1;
-        int l = *i + 3 < p->len ? hexval(p->s[*i + 3]) : -1;
+        int h = *i + 2 < p->len ? hex_digit(p->s[*i + 2]) : -1;
+        int l = *i + 3 < p->len ? hex_digit(p->s[*i + 3]) : -1;
         if (h < 0 || l < 0) {
             perr(p, at, "\\x needs two hex digits");
             return -1;

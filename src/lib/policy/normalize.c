@@ -3,18 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "policy/policy.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static bool unreserved(unsigned char c)
 {
@@ -29,8 +19,8 @@ static size_t decode_unreserved(const char *in, size_t len, char *out)
     if (len == 0 || in[0] != '/')
         out[o++] = '/';
     for (size_t i = 0; i < len; i++) {
-        if (in[i] == '%' && i + 2 < len && hexval(in[i + 1]) >= 0 && hexval(in[i + 2]) >= 0) {
-            unsigned char c = (unsigned char)(hexval(in[i + 1]) * 16 + hexval(in[i + 2]));
+        if (in[i] == '%' && i + 2 < len && hex_digit(in[i + 1]) >= 0 && hex_digit(in[i + 2]) >= 0) {
+            unsigned char c = (unsigned char)(hex_digit(in[i + 1]) * 16 + hex_digit(in[i + 2]));
             if (unreserved(c)) {
                 out[o++] = (char)c;
                 i += 2;
