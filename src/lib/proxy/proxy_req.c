@@ -237,23 +237,17 @@ static void after_decision(struct pconn *c)
         c->obs = h->observe_start(h->ctx, &c->req, &c->dec);
     if (h->vet_start && r->body != HTTP1_BODY_EMPTY)
         c->vet = h->vet_start(h->ctx, &c->req);
-    if (c->dec.hold_body && h->decide_body && r->body != HTTP1_BODY_EMPTY) {
-        /* The whole body first, then decide_body, then upstream. */
-        c->holding = true;
-        c->body.max = PROXY_HOLD_MAX + 64 * 1024;
-        if (r->expect == HTTP1_EXPECT_CONTINUE) {
-            const char *cont = "HTTP/1.1 100 Continue\r\n\r\n";
-            pconn_output_plain(c, cont, strlen(cont));
-        }
-        c->state = PC_BODY;
-        event_del(c->timer);
-        return;
-    }
-    if (!start_upstream(c))
+    /* A held body is read whole first; decide_body then starts upstream. */
+    bool hold = c->dec.hold_body && h->decide_body && r->body != HTTP1_BODY_EMPTY;
+    if (!hold && !start_upstream(c))
         return;
     if (r->expect == HTTP1_EXPECT_CONTINUE) {
         const char *cont = "HTTP/1.1 100 Continue\r\n\r\n";
         pconn_output_plain(c, cont, strlen(cont));
+    }
+    if (hold) {
+        c->holding = true;
+        c->body.max = PROXY_HOLD_MAX + 64 * 1024;
     }
     c->state = r->body == HTTP1_BODY_EMPTY ? PC_RESPONSE : PC_BODY;
     if (c->state == PC_RESPONSE)

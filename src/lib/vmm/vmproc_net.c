@@ -330,12 +330,13 @@ static void ask_done(void *arg, bool approved, const char *status, int64_t row)
     hold_finish(h);
 }
 
-static int decide(void *ctx, const struct proxy_request *r, struct proxy_decision *d)
+/* A hold for request r with the decision so far (NULL when out of memory). */
+static struct net_hold *hold_new(struct vmproc *vp, const struct proxy_request *r,
+                                 const struct proxy_decision *d)
 {
-    struct vmproc *vp = ctx;
     struct net_hold *h = calloc(1, sizeof(*h));
     if (!h)
-        return 0; /* stays the proxy's policy_error block */
+        return NULL;
     h->vp = vp;
     h->conn_id = r->conn_id;
     h->seq = r->request_seq;
@@ -343,27 +344,75 @@ static int decide(void *ctx, const struct proxy_request *r, struct proxy_decisio
     h->d = *d;
     str_copy(h->host, sizeof(h->host), r->host);
     h->port = r->port;
+    return h;
+}
 
+/* The http.*, conn.*, process.* and vm.* fields of a request whose
+ * normalised path is npath. */
+static void fill_request(struct vmproc *vp, const struct proxy_request *r, const char *npath,
+                         struct policy_request *pr)
+{
+    pr->http.host = r->host;
+    pr->http.port = r->port;
+    pr->http.has_port = true;
+    pr->http.scheme = r->scheme;
+    pr->http.method = r->method;
+    pr->http.path = npath;
+    pr->http.query = r->query;
+    pr->http.upgrade = r->websocket ? "websocket" : NULL;
+    pr->http.sni = r->sni;
+    pr->http.headers = r->headers;
+    pr->http.nheaders = r->nheaders;
+    pr->conn.dst_ip = r->dst_ip;
+    pr->conn.has_dst_ip = true;
+    pr->conn.dst_port = r->dst_port;
+    pr->conn.has_dst_port = true;
+    vp_net_fill_identity(vp, pr, r->comm, r->exe, r->pid);
+}
+
+/* An `ask` decided: hold the request. 1 when held, 0 when h->d is now a
+ * block (the queue is full). */
+static int hold_ask(struct net_hold *h, const char *scope, const struct proxy_request *r,
+                    const char *npath)
+{
+    const struct policy_settings *st = policy_settings(h->pol);
+    struct vp_ask_info ai = {.scope = scope,
+                             .host = h->host,
+                             .port = h->port,
+                             .method = r->method,
+                             .path = npath,
+                             .rule = h->pd.rule,
+                             .reason = h->pd.reason,
+                             .process = r->comm,
+                             .pid = r->pid,
+                             .timeout_s = (unsigned)st->ask_timeout_s,
+                             .max_pending = (unsigned)st->ask_max_pending};
+    h->ask = vp_ask_start(h->vp, &ai, ask_done, h);
+    if (h->ask)
+        return 1;
+    block_from_policy(&h->d, &h->pd, "ask_queue_full", h->host, h->port);
+    return 0;
+}
+
+/* The decision is pending: keep h until it completes or is cancelled. */
+static int hold_park(struct net_hold *h)
+{
+    h->next = h->vp->net->holds;
+    h->vp->net->holds = h;
+    return 1;
+}
+
+static int decide(void *ctx, const struct proxy_request *r, struct proxy_decision *d)
+{
+    struct vmproc *vp = ctx;
+    struct net_hold *h = hold_new(vp, r, d);
+    if (!h)
+        return 0; /* stays the proxy's policy_error block */
     char npath[8200];
     if (policy_path_normalize(r->path, strlen(r->path), npath, sizeof(npath)) < 0)
         str_copy(npath, sizeof(npath), r->path);
     struct policy_request pr = {0};
-    pr.http.host = r->host;
-    pr.http.port = r->port;
-    pr.http.has_port = true;
-    pr.http.scheme = r->scheme;
-    pr.http.method = r->method;
-    pr.http.path = npath;
-    pr.http.query = r->query;
-    pr.http.upgrade = r->websocket ? "websocket" : NULL;
-    pr.http.sni = r->sni;
-    pr.http.headers = r->headers;
-    pr.http.nheaders = r->nheaders;
-    pr.conn.dst_ip = r->dst_ip;
-    pr.conn.has_dst_ip = true;
-    pr.conn.dst_port = r->dst_port;
-    pr.conn.has_dst_port = true;
-    vp_net_fill_identity(vp, &pr, r->comm, r->exe, r->pid);
+    fill_request(vp, r, npath, &pr);
 
     enum policy_action act = policy_eval_http(h->pol, &pr, &h->pd);
     str_copy(h->d.rule, sizeof(h->d.rule), h->pd.rule ? h->pd.rule : "-");
@@ -378,34 +427,14 @@ static int decide(void *ctx, const struct proxy_request *r, struct proxy_decisio
         hold_free(h);
         return 0;
     }
-    if (act == POLICY_BLOCK) {
+    if (act == POLICY_BLOCK)
         block_from_policy(&h->d, &h->pd, NULL, h->host, h->port);
-    } else if (act == POLICY_ASK) {
-        const struct policy_settings *st = policy_settings(h->pol);
-        struct vp_ask_info ai = {.scope = "net",
-                                 .host = h->host,
-                                 .port = h->port,
-                                 .method = r->method,
-                                 .path = npath,
-                                 .rule = h->pd.rule,
-                                 .reason = h->pd.reason,
-                                 .process = r->comm,
-                                 .pid = r->pid,
-                                 .timeout_s = (unsigned)st->ask_timeout_s,
-                                 .max_pending = (unsigned)st->ask_max_pending};
-        h->ask = vp_ask_start(vp, &ai, ask_done, h);
-        if (h->ask)
-            rc = 1;
-        else
-            block_from_policy(&h->d, &h->pd, "ask_queue_full", h->host, h->port);
-    } else {
+    else if (act == POLICY_ASK)
+        rc = hold_ask(h, "net", r, npath);
+    else
         rc = after_allow(h);
-    }
-    if (rc == 1) {
-        h->next = vp->net->holds;
-        vp->net->holds = h;
-        return 1;
-    }
+    if (rc == 1)
+        return hold_park(h);
     *d = h->d;
     hold_free(h);
     return 0;
@@ -429,36 +458,15 @@ static int decide_body(void *ctx, const struct proxy_request *r, const uint8_t *
         err_free(e); /* not our JSON to judge: model fields stay absent */
         areq = NULL;
     }
-    struct net_hold *h = calloc(1, sizeof(*h));
+    struct net_hold *h = hold_new(vp, r, d);
     if (!h) {
         ai_request_free(areq);
         block(d, 403, "policy_error", "-", "out of memory");
         return 0;
     }
-    h->vp = vp;
-    h->conn_id = r->conn_id;
-    h->seq = r->request_seq;
-    h->pol = vp_net_policy(vp);
-    h->d = *d;
     h->model_phase = true;
-    str_copy(h->host, sizeof(h->host), r->host);
-    h->port = r->port;
     struct policy_request pr = {0};
-    pr.http.host = r->host;
-    pr.http.port = r->port;
-    pr.http.has_port = true;
-    pr.http.scheme = r->scheme;
-    pr.http.method = r->method;
-    pr.http.path = npath;
-    pr.http.query = r->query;
-    pr.http.sni = r->sni;
-    pr.http.headers = r->headers;
-    pr.http.nheaders = r->nheaders;
-    pr.conn.dst_ip = r->dst_ip;
-    pr.conn.has_dst_ip = true;
-    pr.conn.dst_port = r->dst_port;
-    pr.conn.has_dst_port = true;
-    vp_net_fill_identity(vp, &pr, r->comm, r->exe, r->pid);
+    fill_request(vp, r, npath, &pr);
     pr.model.provider = ep.provider;
     pr.model.protocol = ep.protocol_name;
     if (areq) {
@@ -477,34 +485,14 @@ static int decide_body(void *ctx, const struct proxy_request *r, const uint8_t *
     }
     enum policy_action act = policy_eval_model(h->pol, &pr, &h->pd);
     int rc = 0;
-    if (act == POLICY_BLOCK) {
-        block_from_policy(&h->d, &h->pd, NULL, h->host, h->port);
-    } else if (act == POLICY_ASK) {
-        const struct policy_settings *st = policy_settings(h->pol);
-        struct vp_ask_info ai = {.scope = "model",
-                                 .host = h->host,
-                                 .port = h->port,
-                                 .method = r->method,
-                                 .path = npath,
-                                 .rule = h->pd.rule,
-                                 .reason = h->pd.reason,
-                                 .process = r->comm,
-                                 .pid = r->pid,
-                                 .timeout_s = (unsigned)st->ask_timeout_s,
-                                 .max_pending = (unsigned)st->ask_max_pending};
-        h->ask = vp_ask_start(vp, &ai, ask_done, h);
-        if (h->ask)
-            rc = 1;
-        else
-            block_from_policy(&h->d, &h->pd, "ask_queue_full", h->host, h->port);
-    }
-    ai_request_free(areq);
-    if (rc == 1) {
-        h->next = vp->net->holds;
-        vp->net->holds = h;
-        return 1;
-    }
     if (act == POLICY_BLOCK)
+        block_from_policy(&h->d, &h->pd, NULL, h->host, h->port);
+    else if (act == POLICY_ASK)
+        rc = hold_ask(h, "model", r, npath);
+    ai_request_free(areq);
+    if (rc == 1)
+        return hold_park(h);
+    if (act != POLICY_ALLOW)
         *d = h->d;
     hold_free(h);
     return 0;
@@ -842,13 +830,7 @@ void vp_net_free(struct vmproc *vp)
     struct vp_net *n = vp->net;
     if (!n)
         return;
-    while (n->holds) {
-        struct net_hold *h = n->holds;
-        n->holds = h->next;
-        hold_free(h);
-    }
-    proxy_free(vp->proxy);
-    vp->proxy = NULL;
+    vp_net_detach(vp); /* a no-op when teardown already did it */
     vp_dns_free(vp);
     vp_creds_free(vp);
     tlsctx_free(n->tls);
