@@ -1,9 +1,20 @@
-"""Helpers shared by the network system tests: run a command in a VM and
-read rows from its session.db (read-only, while capsem-process writes)."""
+"""Helpers shared by the network system tests: host-held credentials, run a
+command in a VM, read rows from its session.db (read-only, while
+capsem-process writes)."""
 import os
 import sqlite3
 
 from conftest import wait_for
+
+
+def write_credentials(home, **secrets):
+    """$CAPSEM_HOME/credentials.toml (0600) holding the given provider
+    secrets; returns its path."""
+    path = os.path.join(home, "credentials.toml")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("schema = 1\n[secrets]\n" + "".join(f'{p} = "{v}"\n' for p, v in secrets.items()))
+    return path
 
 
 def sh(capsem, vm, cmd, timeout_secs=90):

@@ -21,7 +21,7 @@ import uuid
 import pytest
 
 from conftest import wait_for
-from guestdb import rows, sh, wait_rows
+from guestdb import rows, sh, wait_rows, write_credentials
 from upstream import TEXT, THINKING, TOKENS, Upstream
 
 HOSTS = ("api.anthropic.com", "api.openai.com", "generativelanguage.googleapis.com")
@@ -191,10 +191,7 @@ def world(capsem, tmp_path_factory):
              for name in ("policy.toml", "credentials.toml", "prices.json")}
     with open(files["policy.toml"], "w") as f:
         f.write(policy_text(up.port, up.ca))
-    fd = os.open(files["credentials.toml"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("schema = 1\n[secrets]\n" +
-                "".join(f'{p} = "{v}"\n' for p, v in SECRETS.items()))
+    write_credentials(capsem.home, **SECRETS)
     with open(files["prices.json"], "w") as f:
         json.dump(OVERRIDE, f)
     up.policy_path = files["policy.toml"]

@@ -11,6 +11,7 @@ import stat
 import pytest
 
 from conftest import wait_for
+from guestdb import write_credentials
 
 SECRET = "sk-ant-fork-test-" + "q" * 24
 PLACEHOLDER = re.compile(r"capsem-placeholder-anthropic-[a-z2-7]{26}")
@@ -19,10 +20,7 @@ IMAGE = "phimage"
 
 @pytest.fixture(scope="module")
 def secrets(capsem):
-    path = os.path.join(capsem.home, "credentials.toml")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.write(fd, f'schema = 1\n[secrets]\nanthropic = "{SECRET}"\n'.encode())
-    os.close(fd)
+    path = write_credentials(capsem.home, anthropic=SECRET)
     yield path
     os.unlink(path)
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from guestdb import rows, sh, wait_rows
+from guestdb import rows, sh, wait_rows, write_credentials
 from upstream import Upstream
 
 NAMES = ("allowed.test", "api.anthropic.com")
@@ -49,10 +49,7 @@ def world(capsem, tmp_path_factory):
     with open(path, "w") as f:
         f.write(policy_text(up.port, up.ca))
     up.policy_path = path
-    creds = os.path.join(capsem.home, "credentials.toml")
-    fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.write(fd, f'schema = 1\n[secrets]\nanthropic = "{SECRET}"\n'.encode())
-    os.close(fd)
+    creds = write_credentials(capsem.home, anthropic=SECRET)
     yield up
     os.unlink(path)
     os.unlink(creds)
