@@ -750,6 +750,9 @@ static void test_redaction(void)
     creds_redact_header(C, key, "Authorization", cat("Basic ", b64(cat("x:", gh))), out,
                         sizeof(out));
     is_str(out, "Basic placeholder:github", "Basic with a placeholder password");
+    creds_redact_header(C, key, "Authorization", cat(cat("x", SK_OAI), " abc"), out, sizeof(out));
+    ok(strncmp(out, "x[secret:openai] hmac:", 22) == 0 && !strstr(out, SK_OAI),
+       "a secret in the scheme position is redacted too: %s", out);
     expect_hmac(key, "sk-real-looking-token", h);
     snprintf(want, sizeof(want), "Bearer hmac:%s", h);
     int n = creds_redact_header(C, key, "Authorization", "Bearer sk-real-looking-token", out,

@@ -57,7 +57,11 @@ static int exact_placeholder(const char *p, size_t n)
     return n && creds_placeholder_at(p, n, &q) == n ? (int)q : -1;
 }
 
-static int redact_auth(const uint8_t key[32], const char *value, size_t n, char *out, size_t cap)
+static size_t redact(const struct creds *c, const char *in, size_t n, char *out, size_t cap,
+                     bool placeholders);
+
+static int redact_auth(const struct creds *c, const uint8_t key[32], const char *value, size_t n,
+                       char *out, size_t cap)
 {
     size_t sl = 0, cl = 0;
     const char *cred = value;
@@ -79,13 +83,12 @@ static int redact_auth(const uint8_t key[32], const char *value, size_t n, char 
         snprintf(tag, sizeof(tag), "placeholder:%s", creds_provider_name((enum creds_provider)p));
     else
         hmac_tag(key, cred, cl, tag);
-    int w = has_scheme ? snprintf(out, cap, "%.*s %s", (int)sl, value, tag)
-                       : snprintf(out, cap, "%s", tag);
-    return w < 0 ? -1 : (int)MIN((size_t)w, cap - 1);
+    /* The scheme is kept, but it is guest text like any other: secrets and
+     * placeholders in it are replaced too (found by fuzz_creds). */
+    size_t at = has_scheme ? redact(c, value, sl, out, cap, true) : 0;
+    int w = snprintf(out + at, cap - at, "%s%s", has_scheme ? " " : "", tag);
+    return w < 0 ? -1 : (int)MIN(at + (size_t)w, cap - 1);
 }
-
-static size_t redact(const struct creds *c, const char *in, size_t n, char *out, size_t cap,
-                     bool placeholders);
 
 int creds_redact_header(const struct creds *c, const uint8_t hmac_key[32], const char *name,
                         const char *value, char *out, size_t cap)
@@ -102,7 +105,7 @@ int creds_redact_header(const struct creds *c, const uint8_t hmac_key[32], const
     if (in_list(name, verbatim_fields, ARRAY_SIZE(verbatim_fields)))
         return (int)redact(c, value, n, out, cap, false);
     if (strcasecmp(name, "authorization") == 0 || strcasecmp(name, "proxy-authorization") == 0)
-        return redact_auth(hmac_key, value, n, out, cap);
+        return redact_auth(c, hmac_key, value, n, out, cap);
     int p = exact_placeholder(value, n);
     char tag[32];
     if (p >= 0)
